@@ -1,0 +1,109 @@
+"""The bounded queue of waiting work items, kept sorted by cost so batches can be cut by length."""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .errors import QueueFull
+from .policy import BatchPolicy
+from .ticket import WorkItem
+
+
+class WorkQueue:
+    """Waiting items in two orders: by cost (to cut length-grouped batches) and by arrival (to find
+    the oldest, whose wait decides when a partial batch must run).
+
+    Admission is all or nothing: a submission that does not fit whole is refused, so a caller never
+    gets half its pairs scored while the other half waits for room.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"queue capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._by_cost: list[WorkItem[Any]] = []
+        self._keys: list[tuple[int, int]] = []
+        self._by_arrival: deque[WorkItem[Any]] = deque()  # may hold items already taken; skipped lazily
+        self._total_cost = 0
+
+    def __len__(self) -> int:
+        return len(self._by_cost)
+
+    @property
+    def total_cost(self) -> int:
+        """Sum of the costs of the waiting items."""
+        return self._total_cost
+
+    @property
+    def free(self) -> int:
+        """How many more items fit."""
+        return self.capacity - len(self._by_cost)
+
+    def put(self, items: Sequence[WorkItem[Any]]) -> None:
+        """Queue all of ``items`` or, raising :class:`QueueFull`, none of them."""
+        if len(items) > self.free:
+            raise QueueFull(len(items), self.free, self.capacity)
+        for item in items:
+            position = bisect.bisect_right(self._keys, item.key)
+            self._keys.insert(position, item.key)
+            self._by_cost.insert(position, item)
+            self._by_arrival.append(item)
+            self._total_cost += item.cost
+
+    def oldest(self) -> WorkItem[Any] | None:
+        """The item that has waited longest, or None when the queue is empty."""
+        while self._by_arrival and not self._by_arrival[0].queued:
+            self._by_arrival.popleft()
+        return self._by_arrival[0] if self._by_arrival else None
+
+    def full_batch_ready(self, policy: BatchPolicy) -> bool:
+        """Whether waiting longer cannot make the next batch bigger: it would close on size or tokens."""
+        return len(self._by_cost) >= policy.max_batch_size or self._total_cost >= policy.max_batch_tokens
+
+    def take_batch(self, policy: BatchPolicy) -> list[WorkItem[Any]]:
+        """Remove and return the next batch: the oldest item and its nearest neighbours by cost."""
+        oldest = self.oldest()
+        if oldest is None:
+            return []
+        anchor = bisect.bisect_left(self._keys, oldest.key)
+        chosen = policy.select(self._keys_costs(), anchor)
+        batch = self._by_cost[chosen.start : chosen.stop]
+        del self._by_cost[chosen.start : chosen.stop]
+        del self._keys[chosen.start : chosen.stop]
+        for item in batch:
+            item.queued = False
+            self._total_cost -= item.cost
+        return batch
+
+    def remove(self, items: Iterable[WorkItem[Any]]) -> int:
+        """Take ``items`` out of the queue (those still in it); returns how many were removed."""
+        removed = 0
+        for item in items:
+            if not item.queued:
+                continue
+            position = bisect.bisect_left(self._keys, item.key)
+            del self._keys[position]
+            del self._by_cost[position]
+            item.queued = False
+            self._total_cost -= item.cost
+            removed += 1
+        return removed
+
+    def _keys_costs(self) -> _CostView:
+        return _CostView(self._keys)
+
+
+class _CostView(Sequence[int]):
+    """The costs of the sorted keys, without copying them for every batch."""
+
+    def __init__(self, keys: list[tuple[int, int]]) -> None:
+        self._keys = keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, index: int) -> int:  # type: ignore[override]
+        return self._keys[index][0]

@@ -1,0 +1,70 @@
+"""One caller's submission: its items, its future, its deadline and its timing."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+_sequence = itertools.count()
+
+
+def set_result_if_pending(future: asyncio.Future[Any], value: Any) -> None:
+    """Complete ``future`` unless a cancellation or an earlier outcome got there first."""
+    if not future.done():
+        future.set_result(value)
+
+
+def set_exception_if_pending(future: asyncio.Future[Any], error: BaseException) -> None:
+    """Fail ``future`` unless a cancellation or an earlier outcome got there first."""
+    if not future.done():
+        future.set_exception(error)
+
+
+@dataclass(eq=False)
+class Ticket(Generic[R]):
+    """The batcher's record of one submission; ``future`` resolves to the results in input order."""
+
+    size: int
+    future: asyncio.Future[list[R]]
+    deadline: float | None
+    enqueued_at: float
+    results: list[R | None] = field(init=False)
+    remaining: int = field(init=False)
+    started_at: float | None = None  # when the model first started on one of its items
+    finished_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.results = [None] * self.size
+        self.remaining = self.size
+
+    @property
+    def abandoned(self) -> bool:
+        """True once nobody waits for the results: the caller went away or the ticket failed."""
+        return self.future.done()
+
+    def expired(self, now: float) -> bool:
+        """True when the deadline has passed at ``now``."""
+        return self.deadline is not None and now >= self.deadline
+
+
+@dataclass(eq=False)
+class WorkItem(Generic[P]):
+    """One unit of model work (a query-document pair, or a text to embed) of one ticket."""
+
+    payload: P
+    cost: int  # tokens the model reads for it: what padding is measured in
+    ticket: Ticket[Any]
+    index: int  # position in the ticket's results
+    arrived: float
+    seq: int = field(default_factory=lambda: next(_sequence))
+    queued: bool = True
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """Sort key: by cost, then first come first."""
+        return (self.cost, self.seq)

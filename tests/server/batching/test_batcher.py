@@ -1,0 +1,273 @@
+"""MicroBatcher: when batches close, what they hold, and what each caller gets back.
+
+No sleeps synchronise these tests: a threading gate holds the model while the queue fills, windows
+are zero or an hour long, and waits poll for a condition under a time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rerank_server.batching import BatchPolicy, DeadlineExceeded, MicroBatcher, QueueFull
+from rerank_server.batching.batcher import BatchRecord
+
+HOUR = 3600.0
+pytestmark = pytest.mark.anyio
+
+
+class RecordingModel:
+    """A synchronous 'model' that records every batch it is given and can be held at a gate."""
+
+    def __init__(self, fn: Callable[[Any], Any] = lambda p: p * 2) -> None:
+        self.fn = fn
+        self.batches: list[list[Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def __call__(self, payloads: list[Any]) -> list[Any]:
+        self.batches.append(list(payloads))
+        self.entered.set()
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("test gate never opened")
+        return [self.fn(p) for p in payloads]
+
+    @property
+    def seen(self) -> list[Any]:
+        return [p for batch in self.batches for p in batch]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+def make(model: RecordingModel, **policy: Any) -> MicroBatcher[Any, Any]:
+    max_queued = policy.pop("max_queued", 10_000)
+    return MicroBatcher(model, BatchPolicy(**policy), max_queued=max_queued, name="test")
+
+
+async def test_batch_closes_at_max_batch_size() -> None:
+    model = RecordingModel()
+    batcher = make(model, max_batch_size=4, max_wait_s=HOUR)
+    tasks = [asyncio.create_task(batcher.submit([i], [1])) for i in range(3)]
+    await wait_until(lambda: batcher.queued == 3)
+    await asyncio.sleep(0)  # give the loop its turn: with an hour's window it must not cut yet
+    assert model.batches == []
+    tasks.append(asyncio.create_task(batcher.submit([3], [1])))
+    results = await asyncio.gather(*tasks)
+    assert [r.results for r in results] == [[0], [2], [4], [6]]
+    assert [sorted(b) for b in model.batches] == [[0, 1, 2, 3]]
+    await batcher.aclose()
+
+
+async def test_batch_closes_at_token_budget() -> None:
+    model = RecordingModel()
+    batcher = make(model, max_batch_size=100, max_batch_tokens=100, max_wait_s=HOUR)
+    first = [asyncio.create_task(batcher.submit([i], [30])) for i in range(3)]
+    await wait_until(lambda: batcher.queued == 3)
+    assert model.batches == []  # 90 tokens: under the budget, and the window is an hour
+    last = asyncio.create_task(batcher.submit([3], [30]))
+    await asyncio.gather(*first)
+    # 4 x 30 = 120 > 100, so the batch that closed holds 3; the 4th waits for more company.
+    assert [len(b) for b in model.batches] == [3]
+    assert not last.done()
+    await batcher.aclose(drain=True)
+    assert (await last).results == [6]
+
+
+async def test_batch_closes_after_max_wait() -> None:
+    model = RecordingModel()
+    batcher = make(model, max_batch_size=100, max_wait_s=0.05)
+    with anyio.fail_after(10):
+        done = await batcher.submit([1], [1])
+    assert done.results == [2]
+    assert model.batches == [[1]]
+    assert done.queue_s >= 0.05  # the window is a floor: a lone item waits it out for company
+    await batcher.aclose()
+
+
+async def test_zero_wait_runs_a_lone_item_at_once_and_batches_what_queued_meanwhile() -> None:
+    model = RecordingModel()
+    model.gate.clear()
+    batcher = make(model, max_batch_size=100, max_wait_s=0.0)
+    first = asyncio.create_task(batcher.submit(["a"], [1]))
+    await wait_until(model.entered.is_set)
+    rest = [asyncio.create_task(batcher.submit([c], [1])) for c in "bcd"]
+    await wait_until(lambda: batcher.queued == 3)
+    model.gate.set()
+    await asyncio.gather(first, *rest)
+    assert model.batches == [["a"], ["b", "c", "d"]]
+    await batcher.aclose()
+
+
+async def test_large_submission_spans_batches_and_small_ones_share() -> None:
+    model = RecordingModel()
+    batcher = make(model, max_batch_size=4, max_wait_s=0.0)
+    model.gate.clear()
+    blocker = asyncio.create_task(batcher.submit([-1], [1]))
+    await wait_until(model.entered.is_set)
+    big = asyncio.create_task(batcher.submit(list(range(10)), [5] * 10))
+    small = [asyncio.create_task(batcher.submit([100 + i], [5])) for i in range(2)]
+    await wait_until(lambda: batcher.queued == 12)
+    model.gate.set()
+    assert (await big).results == [2 * i for i in range(10)]
+    await asyncio.gather(blocker, *small)
+    assert [len(b) for b in model.batches] == [1, 4, 4, 4]
+    await batcher.aclose()
+
+
+async def test_queued_items_are_grouped_by_length() -> None:
+    model = RecordingModel()
+    model.gate.clear()
+    batcher = make(model, max_batch_size=2, max_wait_s=0.0)
+    blocker = asyncio.create_task(batcher.submit(["x"], [1]))
+    await wait_until(model.entered.is_set)
+    costs = {"short1": 10, "long1": 400, "short2": 12, "long2": 390}
+    tasks = [asyncio.create_task(batcher.submit([k], [c])) for k, c in costs.items()]
+    await wait_until(lambda: batcher.queued == 4)
+    model.gate.set()
+    await asyncio.gather(blocker, *tasks)
+    assert sorted(sorted(b) for b in model.batches[1:]) == [["long1", "long2"], ["short1", "short2"]]
+    await batcher.aclose()
+
+
+async def test_cancelled_caller_pairs_never_reach_the_model() -> None:
+    model = RecordingModel()
+    model.gate.clear()
+    batcher = make(model, max_batch_size=100, max_wait_s=0.0)
+    running = asyncio.create_task(batcher.submit(["first"], [1]))
+    await wait_until(model.entered.is_set)
+    doomed = asyncio.create_task(batcher.submit(["gone1", "gone2", "gone3"], [1, 1, 1]))
+    kept = asyncio.create_task(batcher.submit(["kept"], [1]))
+    await wait_until(lambda: batcher.queued == 4)
+    doomed.cancel()
+    await wait_until(lambda: batcher.queued == 1)
+    model.gate.set()
+    await asyncio.gather(running, kept)
+    assert doomed.cancelled()
+    assert "gone1" not in model.seen and "kept" in model.seen
+    assert batcher.stats.dropped_cancelled == 3
+    await batcher.aclose()
+
+
+async def test_expired_deadline_drops_pairs_before_the_model() -> None:
+    model = RecordingModel()
+    model.gate.clear()
+    batcher = make(model, max_batch_size=100, max_wait_s=0.0)
+    running = asyncio.create_task(batcher.submit(["first"], [1]))
+    await wait_until(model.entered.is_set)
+    loop = asyncio.get_running_loop()
+    with pytest.raises(DeadlineExceeded):
+        await batcher.submit(["late1", "late2"], [1, 1], deadline=loop.time() + 0.01)
+    model.gate.set()
+    await running
+    assert "late1" not in model.seen
+    assert batcher.stats.dropped_expired == 2
+    await batcher.aclose()
+
+
+async def test_a_raising_model_fails_only_its_batch_and_the_batcher_goes_on() -> None:
+    def fragile(payload: str) -> str:
+        if payload == "poison":
+            raise ValueError("cannot score poison")
+        return payload.upper()
+
+    model = RecordingModel(fragile)
+    model.gate.clear()
+    batcher = make(model, max_batch_size=2, max_wait_s=0.0)
+    blocker = asyncio.create_task(batcher.submit(["a"], [1]))
+    await wait_until(model.entered.is_set)
+    bad = asyncio.create_task(batcher.submit(["poison"], [5]))
+    neighbour = asyncio.create_task(batcher.submit(["b"], [5]))
+    other = asyncio.create_task(batcher.submit(["c"], [500]))
+    await wait_until(lambda: batcher.queued == 3)
+    model.gate.set()
+    results = await asyncio.gather(blocker, bad, neighbour, other, return_exceptions=True)
+    assert isinstance(results[1], ValueError) and isinstance(results[2], ValueError)  # same batch
+    assert results[3].results == ["C"]  # another batch
+    assert (await batcher.submit(["d"], [1])).results == ["D"]  # and it keeps serving
+    assert batcher.stats.failed_batches == 1
+    await batcher.aclose()
+
+
+async def test_full_queue_refuses_the_whole_submission_at_once() -> None:
+    model = RecordingModel()
+    model.gate.clear()
+    batcher = make(model, max_batch_size=1, max_wait_s=0.0, max_queued=4)
+    running = asyncio.create_task(batcher.submit(["run"], [1]))
+    await wait_until(model.entered.is_set)
+    waiting = asyncio.create_task(batcher.submit(["w1", "w2", "w3"], [1, 1, 1]))
+    await wait_until(lambda: batcher.queued == 3)
+    with pytest.raises(QueueFull, match="1 of 4 places free"):
+        await batcher.submit(["x", "y"], [1, 1])
+    assert batcher.queued == 3  # nothing of the refused submission was queued
+    model.gate.set()
+    await asyncio.gather(running, waiting)
+    assert batcher.stats.rejected_submissions == 1
+    await batcher.aclose()
+
+
+async def test_close_without_drain_fails_waiting_callers() -> None:
+    model = RecordingModel()
+    batcher = make(model, max_batch_size=10, max_wait_s=HOUR)
+    waiting = asyncio.create_task(batcher.submit(["w"], [1]))
+    await wait_until(lambda: batcher.queued == 1)
+    await batcher.aclose(drain=False)
+    with pytest.raises(Exception, match="shut down"):
+        await waiting
+    assert model.batches == []
+
+
+submissions = st.lists(
+    st.lists(st.tuples(st.integers(-1000, 1000), st.integers(1, 300)), min_size=1, max_size=12),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    subs=submissions,
+    size=st.integers(1, 9),
+    budget=st.integers(1, 2000),
+    wait=st.sampled_from([0.0, 0.001]),
+)
+def test_every_caller_gets_its_own_results_in_its_own_order(
+    subs: list[list[tuple[int, int]]], size: int, budget: int, wait: float
+) -> None:
+    records: list[BatchRecord] = []
+
+    async def scenario() -> list[Sequence[int]]:
+        batcher: MicroBatcher[tuple[int, int], int] = MicroBatcher(
+            lambda batch: [caller * 100_000 + value for caller, value in batch],
+            BatchPolicy(max_batch_size=size, max_batch_tokens=budget, max_wait_s=wait),
+            max_queued=10_000,
+            on_batch=records.append,
+        )
+        outs = await asyncio.gather(
+            *(
+                batcher.submit([(n, v) for v, _ in sub], [c for _, c in sub])
+                for n, sub in enumerate(subs)
+            )
+        )
+        await batcher.aclose()
+        return [o.results for o in outs]
+
+    results = asyncio.run(scenario())
+    for n, (sub, got) in enumerate(zip(subs, results)):
+        assert got == [n * 100_000 + v for v, _ in sub]
+    for record in records:
+        assert record.size <= size
+        assert record.size == 1 or record.padded_tokens <= budget
+    assert sum(r.size for r in records) == sum(len(s) for s in subs)
