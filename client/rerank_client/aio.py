@@ -1,0 +1,136 @@
+"""The asyncio client, for callers that run many requests at once on one event loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import convert
+from ._pb import rerank_pb2 as pb
+from ._pb import rerank_pb2_grpc as pb_grpc
+from .client import DEFAULT_MAX_MESSAGE_BYTES, Metadata
+from .types import ModelList, RerankResult, ScoreResult
+
+
+class AsyncRerankClient:
+    """The asyncio twin of :class:`~rerank_client.RerankClient`; the same arguments and results.
+
+    Use it inside a running event loop (``async with AsyncRerankClient(target) as client``). Failed
+    calls raise :class:`~rerank_client.RerankError`.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 30.0,
+        metadata: Metadata = (),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.metadata = tuple(metadata)
+        self._channel = grpc.aio.insecure_channel(target, options=convert.channel_options(max_message_bytes))
+        self._stub = pb_grpc.RerankerStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> AsyncRerankClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+    def _options(self, timeout: float | None, metadata: Metadata | None) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout if timeout is None else timeout,
+            "metadata": self.metadata + tuple(metadata or ()),
+        }
+
+    async def _call(self, method: Any, request: Any, timeout: float | None, metadata: Metadata | None) -> Any:
+        try:
+            return await method(request, **self._options(timeout, metadata))
+        except grpc.RpcError as exc:
+            raise convert.as_error(exc, self.target) from exc
+
+    async def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_k: int = 0,
+        model: str = "",
+        return_documents: bool = False,
+        normalization: str = "raw",
+        error_on_truncation: bool = False,
+        request_id: str = "",
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> RerankResult:
+        """Rank ``documents`` for ``query``, best first (see :meth:`RerankClient.rerank`)."""
+        request = convert.rerank_request(
+            query,
+            documents,
+            top_k=top_k,
+            model=model,
+            return_documents=return_documents,
+            normalization=normalization,
+            error_on_truncation=error_on_truncation,
+            request_id=request_id,
+        )
+        return convert.rerank_result(await self._call(self._stub.Rerank, request, timeout, metadata))
+
+    async def score(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        model: str = "",
+        normalization: str = "raw",
+        error_on_truncation: bool = False,
+        request_id: str = "",
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> ScoreResult:
+        """Score (query, document) pairs in input order (see :meth:`RerankClient.score`)."""
+        request = convert.score_request(
+            pairs, model=model, normalization=normalization, error_on_truncation=error_on_truncation, request_id=request_id
+        )
+        return convert.score_result(await self._call(self._stub.Score, request, timeout, metadata))
+
+    async def rerank_stream(
+        self,
+        requests: AsyncIterator[pb.RerankRequest] | Iterable[pb.RerankRequest],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> AsyncIterator[pb.RerankResponse]:
+        """Send many requests on one RerankStream and yield the raw responses as each finishes.
+
+        Build requests with :func:`rerank_client.convert.rerank_request`; match responses by
+        ``request_id``. A response for a failed request has ``error`` set;
+        :func:`rerank_client.convert.rerank_result` turns it into a result or raises its error.
+        """
+        call = self._stub.RerankStream(requests, **self._options(timeout, metadata))
+        try:
+            async for response in call:
+                yield response
+        except grpc.RpcError as exc:
+            raise convert.as_error(exc, self.target) from exc
+
+    async def list_models(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> ModelList:
+        """The models the server serves, with their limits."""
+        return convert.model_list(await self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout, metadata))
+
+    async def health(self, *, timeout: float | None = None) -> str:
+        """The server's overall health status: "SERVING", "NOT_SERVING", ..."""
+        response = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=""), timeout, None)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)

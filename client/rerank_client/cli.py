@@ -1,0 +1,204 @@
+"""The ``rerank`` command: rank documents with a running server, list its models, check its health.
+
+``rerank --target HOST:PORT "query" doc1 doc2 ...`` is short for ``rerank rank ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from .client import RerankClient
+from .types import RerankError, RerankResult
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default=DEFAULT_TARGET, help="server address HOST:PORT (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the call gives up (default %(default)s)")
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata sent with the call, e.g. authorization='Bearer TOKEN'; may repeat",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rerank`` command line."""
+    parser = argparse.ArgumentParser(
+        prog="rerank",
+        description="Client for a rerank-grpc server. Without a subcommand, runs 'rank'.",
+        epilog=(
+            "examples:\n"
+            '  rerank --target 127.0.0.1:50051 "where did the cat sit?" "on the mat" "stocks fell"\n'
+            '  rerank "best pizza in town" --file docs.txt --top-k 3 --json\n'
+            '  cat docs.txt | rerank "best pizza in town" -\n'
+            "  rerank models --target 127.0.0.1:50051"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    rank = sub.add_parser("rank", help="rank documents for a query (the default command)", description="Rank documents for a query and print them best first.")
+    _add_common(rank)
+    rank.add_argument("query", help="the query to rank the documents against")
+    rank.add_argument("documents", nargs="*", help="documents to rank; '-' reads them from stdin, one per line")
+    rank.add_argument("--file", "-f", help="read documents from this file, one per line (added after any given as arguments)")
+    rank.add_argument("--top-k", type=int, default=0, help="show only the best K (default: all)")
+    rank.add_argument("--model", default="", help="model name on the server (default: the server's default model)")
+    rank.add_argument("--normalization", choices=["raw", "sigmoid"], default="raw", help="raw model scores, or their sigmoid in (0, 1) (default %(default)s)")
+    rank.add_argument("--error-on-truncation", action="store_true", help="fail instead of truncating documents longer than the model reads")
+    rank.add_argument("--json", action="store_true", help="print a JSON list of {index, rank, score, text, truncated} objects")
+    rank.set_defaults(run=_run_rank)
+
+    models = sub.add_parser("models", help="list the server's models and their batching limits")
+    _add_common(models)
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(run=_run_models)
+
+    health = sub.add_parser("health", help="print the server's health; with --wait, wait until it is SERVING")
+    _add_common(health)
+    health.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait up to this long for SERVING; exit 1 if it never is")
+    health.set_defaults(run=_run_health)
+    return parser
+
+
+def _metadata(headers: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for header in headers:
+        key, sep, value = header.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"rerank: error: --header {header!r} is not KEY=VALUE")
+        pairs.append((key.strip().lower(), value))
+    return pairs
+
+
+def _client(args: argparse.Namespace) -> RerankClient:
+    return RerankClient(args.target, timeout=args.timeout, metadata=_metadata(args.header))
+
+
+def _read_lines(stream: TextIO) -> list[str]:
+    return [line.rstrip("\n") for line in stream if line.strip()]
+
+
+def _documents(args: argparse.Namespace, stdin: TextIO) -> list[str]:
+    documents: list[str] = []
+    for doc in args.documents:
+        documents.extend(_read_lines(stdin) if doc == "-" else [doc])
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                documents.extend(_read_lines(handle))
+        except OSError as exc:
+            raise SystemExit(f"rerank: error: cannot read --file: {exc}") from None
+    if not documents and not args.file and not stdin.isatty():
+        documents = _read_lines(stdin)
+    if not documents:
+        raise SystemExit("rerank: error: no documents: give them as arguments, with --file, or on stdin ('-')")
+    return documents
+
+
+def _table(result: RerankResult, documents: Sequence[str], width: int = 80) -> str:
+    lines = [f"{'rank':>4}  {'score':>10}  {'index':>5}  document"]
+    for r in result.results:
+        text = documents[r.index].replace("\n", " ")
+        if len(text) > width:
+            text = text[: width - 1] + "…"
+        mark = " [truncated]" if r.truncated else ""
+        lines.append(f"{r.rank:>4}  {r.score:>10.4f}  {r.index:>5}  {text}{mark}")
+    t = result.timing
+    lines.append(
+        f"model {result.model}: {result.usage.pairs} pairs, {result.usage.tokens} tokens, "
+        f"{t.total_ms:.1f} ms on the server ({t.queue_ms:.1f} queue, {t.inference_ms:.1f} inference)"
+    )
+    return "\n".join(lines)
+
+
+def _run_rank(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    documents = _documents(args, stdin)
+    with _client(args) as client:
+        result = client.rerank(
+            args.query,
+            documents,
+            top_k=args.top_k,
+            model=args.model,
+            normalization=args.normalization,
+            error_on_truncation=args.error_on_truncation,
+        )
+    if args.json:
+        rows = [
+            {"index": r.index, "rank": r.rank, "score": r.score, "text": documents[r.index], "truncated": r.truncated}
+            for r in result.results
+        ]
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(_table(result, documents) + "\n")
+    return 0
+
+
+def _run_models(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    with _client(args) as client:
+        listing = client.list_models()
+    if args.json:
+        from dataclasses import asdict
+
+        json.dump(asdict(listing), out, indent=2)
+        out.write("\n")
+        return 0
+    for m in listing.models:
+        b = m.batching
+        default = " (default)" if m.is_default else ""
+        out.write(
+            f"{m.name}{default}: {m.kind} from {m.source}, max {m.max_seq_length} tokens, {m.device}/{m.dtype}; "
+            f"batches of <= {b.max_batch_size} pairs / {b.max_batch_tokens} tokens / {b.max_wait_ms:g} ms, "
+            f"queue {b.max_queued_pairs}\n"
+        )
+    out.write(f"max documents per request: {listing.max_documents}\n")
+    return 0
+
+
+def _run_health(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    with _client(args) as client:
+        if args.wait > 0:
+            client.wait_until_serving(args.wait)
+            status = "SERVING"
+        else:
+            status = client.health()
+    out.write(status + "\n")
+    return 0 if status == "SERVING" else 1
+
+
+_SUBCOMMANDS = {"rank", "models", "health"}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
+    """Entry point of the ``rerank`` command; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] not in _SUBCOMMANDS and args_list[0] not in ("-h", "--help"):
+        args_list.insert(0, "rank")
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(out)
+        return 2
+    run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run
+    try:
+        return run(args, out, stdin)
+    except RerankError as exc:
+        print(f"rerank: error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"rerank: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import convert
+from ._pb import rerank_pb2 as pb
+from ._pb import rerank_pb2_grpc as pb_grpc
+from .types import ModelList, RerankError, RerankResult, ScoreResult
+
+Metadata = Sequence[tuple[str, str]]
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class RerankClient:
+    """A blocking client for one rerank-grpc server (or a load-balanced name).
+
+    Args:
+        target: ``host:port`` (or any gRPC target such as ``dns:///name:port``).
+        timeout: default deadline of every call in seconds; None waits without limit.
+        metadata: (key, value) pairs sent with every call, e.g. an authorization header.
+        max_message_bytes: largest message this client sends or accepts.
+
+    Every method raises :class:`RerankError` (with ``.code``, a ``grpc.StatusCode``) when a call fails.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 30.0,
+        metadata: Metadata = (),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.metadata = tuple(metadata)
+        self._channel = grpc.insecure_channel(target, options=convert.channel_options(max_message_bytes))
+        self._stub = pb_grpc.RerankerStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __enter__(self) -> RerankClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None, metadata: Metadata | None) -> Any:
+        try:
+            return method(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=self.metadata + tuple(metadata or ()),
+            )
+        except grpc.RpcError as exc:
+            raise convert.as_error(exc, self.target) from exc
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_k: int = 0,
+        model: str = "",
+        return_documents: bool = False,
+        normalization: str = "raw",
+        error_on_truncation: bool = False,
+        request_id: str = "",
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> RerankResult:
+        """Rank ``documents`` for ``query``, best first. ``top_k`` 0 returns all of them.
+
+        ``normalization`` is "raw" (the model's own scores) or "sigmoid" (in (0, 1)).
+        """
+        request = convert.rerank_request(
+            query,
+            documents,
+            top_k=top_k,
+            model=model,
+            return_documents=return_documents,
+            normalization=normalization,
+            error_on_truncation=error_on_truncation,
+            request_id=request_id,
+        )
+        return convert.rerank_result(self._call(self._stub.Rerank, request, timeout, metadata))
+
+    def score(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        model: str = "",
+        normalization: str = "raw",
+        error_on_truncation: bool = False,
+        request_id: str = "",
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> ScoreResult:
+        """Score (query, document) pairs; scores come back in input order (CrossEncoder.predict)."""
+        request = convert.score_request(
+            pairs, model=model, normalization=normalization, error_on_truncation=error_on_truncation, request_id=request_id
+        )
+        return convert.score_result(self._call(self._stub.Score, request, timeout, metadata))
+
+    def list_models(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> ModelList:
+        """The models the server serves, with their limits."""
+        return convert.model_list(self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout, metadata))
+
+    def health(self, *, timeout: float | None = None) -> str:
+        """The server's overall health status: "SERVING", "NOT_SERVING", ..."""
+        response = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=""), timeout, None)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    def wait_until_serving(self, timeout: float = 60.0) -> None:
+        """Poll health until the server is SERVING (its models are loaded); raise after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                last = self.health(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
+                if last == "SERVING":
+                    return
+            except RerankError as exc:
+                last = exc.details
+            time.sleep(0.2)
+        raise RerankError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{self.target} not SERVING after {timeout:.0f}s ({last})", self.target)

@@ -1,0 +1,159 @@
+"""Building request messages and reading responses; shared by the sync and asyncio clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import grpc
+
+from ._pb import rerank_pb2 as pb
+from .types import (
+    BatchingLimits,
+    ModelInfo,
+    ModelList,
+    RankedDocument,
+    RerankError,
+    RerankResult,
+    ScoreResult,
+    Timing,
+    Usage,
+)
+
+NORMALIZATIONS = {"raw": pb.NORMALIZATION_RAW, "sigmoid": pb.NORMALIZATION_SIGMOID}
+_KINDS = {pb.MODEL_KIND_CROSS_ENCODER: "cross-encoder", pb.MODEL_KIND_BI_ENCODER: "bi-encoder"}
+
+
+def _normalization(name: str) -> int:
+    try:
+        return NORMALIZATIONS[name]
+    except KeyError:
+        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {name!r}") from None
+
+
+def rerank_request(
+    query: str,
+    documents: Sequence[str],
+    *,
+    top_k: int = 0,
+    model: str = "",
+    return_documents: bool = False,
+    normalization: str = "raw",
+    error_on_truncation: bool = False,
+    request_id: str = "",
+) -> pb.RerankRequest:
+    """A RerankRequest from keyword arguments."""
+    if isinstance(documents, str):
+        raise TypeError("documents must be a list of strings, not one string")
+    return pb.RerankRequest(
+        query=query,
+        documents=list(documents),
+        top_k=top_k,
+        model=model,
+        return_documents=return_documents,
+        normalization=_normalization(normalization),
+        error_on_truncation=error_on_truncation,
+        request_id=request_id,
+    )
+
+
+def score_request(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    model: str = "",
+    normalization: str = "raw",
+    error_on_truncation: bool = False,
+    request_id: str = "",
+) -> pb.ScoreRequest:
+    """A ScoreRequest from (query, document) pairs."""
+    return pb.ScoreRequest(
+        pairs=[pb.Pair(query=q, document=d) for q, d in pairs],
+        model=model,
+        normalization=_normalization(normalization),
+        error_on_truncation=error_on_truncation,
+        request_id=request_id,
+    )
+
+
+def _usage(msg: pb.Usage) -> Usage:
+    return Usage(pairs=msg.pairs, tokens=msg.tokens, truncated_documents=msg.truncated_documents)
+
+
+def _timing(msg: pb.Timing) -> Timing:
+    return Timing(queue_ms=msg.queue_ms, inference_ms=msg.inference_ms, total_ms=msg.total_ms)
+
+
+def rerank_result(msg: pb.RerankResponse) -> RerankResult:
+    """A RerankResult from a response; a stream response carrying an error raises :class:`RerankError`."""
+    if msg.HasField("error"):
+        raise RerankError(status_code(msg.error.code), msg.error.message)
+    return RerankResult(
+        results=[RankedDocument(r.index, r.score, r.rank, r.text, r.truncated) for r in msg.results],
+        model=msg.model,
+        usage=_usage(msg.usage),
+        timing=_timing(msg.timing),
+        request_id=msg.request_id,
+    )
+
+
+def score_result(msg: pb.ScoreResponse) -> ScoreResult:
+    """A ScoreResult from a response."""
+    return ScoreResult(
+        scores=list(msg.scores),
+        truncated=list(msg.truncated),
+        model=msg.model,
+        usage=_usage(msg.usage),
+        timing=_timing(msg.timing),
+        request_id=msg.request_id,
+    )
+
+
+def model_list(msg: pb.ListModelsResponse) -> ModelList:
+    """A ModelList from a response."""
+    return ModelList(
+        models=[
+            ModelInfo(
+                name=m.name,
+                kind=_KINDS.get(m.kind, "unknown"),
+                source=m.source,
+                max_seq_length=m.max_seq_length,
+                device=m.device,
+                dtype=m.dtype,
+                batching=BatchingLimits(
+                    m.batching.max_batch_size, m.batching.max_batch_tokens, m.batching.max_wait_ms, m.batching.max_queued_pairs
+                ),
+                is_default=m.is_default,
+            )
+            for m in msg.models
+        ],
+        default_model=msg.default_model,
+        max_documents=msg.max_documents,
+    )
+
+
+def _code_tuple(value: int) -> tuple[int, str]:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code.value
+    return grpc.StatusCode.UNKNOWN.value
+
+
+def status_code(value: int) -> grpc.StatusCode:
+    """The StatusCode with numeric ``value`` (UNKNOWN for an unknown number)."""
+    return grpc.StatusCode(_code_tuple(value))
+
+
+def as_error(exc: grpc.RpcError, target: str) -> RerankError:
+    """A RerankError from a failed call, with a hint where the raw status would leave users guessing."""
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
+    if code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "unavailable" in details.lower()):
+        details = f"cannot reach {target}: is rerank-server running there? ({details})"
+    return RerankError(code, details, target)
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Channel options shared by both clients."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]

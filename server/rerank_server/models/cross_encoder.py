@@ -1,0 +1,79 @@
+"""A sentence-transformers CrossEncoder as a Scorer: one model pass per (query, document) pair."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
+from .tokens import TokenCounter
+
+
+def _as_scores(results: Sequence[Any]) -> Scores:
+    return np.asarray(results, dtype=np.float32)
+
+
+class CrossEncoderScorer:
+    """Scores pairs with ``CrossEncoder.predict``; the batcher decides which pairs share a call.
+
+    The model is asked for logits (an identity activation), and the model's own activation is applied
+    per request in :meth:`normalize`, so RAW scores equal what ``CrossEncoder.predict`` returns and
+    SIGMOID is the sigmoid of the logit whatever activation the model was saved with.
+    """
+
+    def __init__(self, model: Any, info: ModelInfo) -> None:
+        if model.num_labels != 1:
+            raise ValueError(
+                f"{info.source} has {model.num_labels} output labels; a reranker has exactly one "
+                "(a relevance score). Serve a reranking cross-encoder such as cross-encoder/ms-marco-MiniLM-L-6-v2."
+            )
+        self.model = model
+        self.info = info
+        self._activation = model.activation_fn
+        self._identity = torch.nn.Identity()
+        self._tokens = TokenCounter(model.tokenizer, info.max_seq_length)
+
+    def plan_rerank(self, query: str, documents: Sequence[str]) -> ScoringPlan:
+        """One pair per document; the query is tokenized once."""
+        query_tokens = self._tokens.lengths([query])[0]
+        return self._plan([(query, d) for d in documents], [query_tokens] * len(documents), documents)
+
+    def plan_pairs(self, pairs: Sequence[tuple[str, str]]) -> ScoringPlan:
+        """Pairs with independent queries."""
+        queries = [q for q, _ in pairs]
+        return self._plan(list(pairs), self._tokens.lengths(queries), [d for _, d in pairs])
+
+    def _plan(self, pairs: list[tuple[str, str]], query_tokens: Sequence[int], documents: Sequence[str]) -> ScoringPlan:
+        limit = self._tokens.max_length
+        full = [q + d + self._tokens.pair_specials for q, d in zip(query_tokens, self._tokens.lengths(documents))]
+        costs = [min(n, limit) for n in full]
+        return ScoringPlan(
+            items=pairs,
+            costs=costs,
+            pair_tokens=costs,
+            truncated=[n > limit for n in full],
+            combine=_as_scores,
+        )
+
+    def run_batch(self, items: list[Any]) -> list[float]:
+        """Logits for a batch of pairs, in one forward pass."""
+        logits = self.model.predict(
+            items,
+            batch_size=len(items),
+            activation_fn=self._identity,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [float(x) for x in np.asarray(logits).reshape(-1)]
+
+    def normalize(self, raw: Scores, normalization: Normalization) -> Scores:
+        """RAW applies the model's own activation (as predict does); SIGMOID the logistic function."""
+        if normalization is Normalization.SIGMOID:
+            return sigmoid(raw)
+        if isinstance(self._activation, torch.nn.Identity):
+            return raw
+        with torch.inference_mode():
+            return self._activation(torch.from_numpy(np.asarray(raw, dtype=np.float32))).numpy()

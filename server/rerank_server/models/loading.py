@@ -1,0 +1,160 @@
+"""Turning ``--model NAME=SOURCE`` into a loaded Scorer, with one clear error when that is impossible."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import ModelInfo, ModelKind, Scorer
+from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
+from .device import dtype_name, resolve_device, resolve_dtype
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+_KIND_PREFIXES = {f"{kind.value}:": kind for kind in ModelKind}
+
+
+class ModelLoadError(RuntimeError):
+    """A model cannot be served; the message says why and what to do about it."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ``--model`` argument: the name requests use, where to load it from, and (optionally) its kind."""
+
+    name: str
+    source: str
+    kind: ModelKind | None = None  # None: detect from the model's files
+
+
+def parse_model_arg(value: str) -> ModelSpec:
+    """Parse ``NAME=SOURCE``, ``SOURCE`` (named after itself) and an optional ``KIND:`` before SOURCE.
+
+    >>> parse_model_arg("mini=bi-encoder:/models/mini")
+    ModelSpec(name='mini', source='/models/mini', kind=<ModelKind.BI_ENCODER: 'bi-encoder'>)
+    """
+    name, sep, source = value.partition("=")
+    if not sep:
+        name, source = "", value
+    kind = None
+    for prefix, prefixed_kind in _KIND_PREFIXES.items():
+        if source.startswith(prefix):
+            kind, source = prefixed_kind, source[len(prefix) :]
+    name, source = name.strip(), source.strip()
+    if not source:
+        raise ValueError(f"--model {value!r}: give NAME=SOURCE, where SOURCE is a hub id or a local directory")
+    if not name:
+        name = BUNDLED_NAME if is_bundled(source) else source.rstrip("/")
+    return ModelSpec(name=name, source=source, kind=kind)
+
+
+def resolve_source(source: str) -> Path:
+    """A local directory holding the model: the bundled one, a path, or a hub id from cache or download.
+
+    A hub id that is neither cached nor reachable fails at once: the hub client's own retries would
+    otherwise hold start-up for about a minute before failing anyway.
+    """
+    if is_bundled(source):
+        try:
+            return bundled_model_dir()
+        except BundledModelError as exc:
+            raise ModelLoadError(str(exc)) from exc
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{source} is a file; give the model's directory (the one with config.json)")
+        return path
+    if source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise ModelLoadError(f"no such model directory: {source}")
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(huggingface_hub.snapshot_download(source, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    except Exception as exc:  # a malformed id, a broken cache
+        raise ModelLoadError(f"cannot look up {source!r} in the Hugging Face cache: {exc}") from exc
+    fix = (
+        f"download it where the hub is reachable (hf download {source} --local-dir DIR) and serve that "
+        f"directory: --model NAME=DIR; or serve the bundled model: --model {BUNDLED_NAME}"
+    )
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise ModelLoadError(f"{source} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {fix}")
+    try:
+        huggingface_hub.HfApi().model_info(source, timeout=10)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{source} is not cached and the Hugging Face Hub gave: {reason}. To fix: {fix}") from exc
+    log.info("downloading %s from the Hugging Face Hub", source)
+    return Path(huggingface_hub.snapshot_download(source))
+
+
+def detect_kind(directory: Path) -> ModelKind:
+    """A sequence-classification head makes a cross-encoder; a sentence-transformers pooling stack a bi-encoder."""
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ModelLoadError(f"{directory} has no config.json; it is not a Hugging Face model directory")
+    architectures = json.loads(config_path.read_text()).get("architectures") or []
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        return ModelKind.CROSS_ENCODER
+    if (directory / "modules.json").is_file():
+        return ModelKind.BI_ENCODER
+    raise ModelLoadError(
+        f"cannot tell whether {directory} is a cross-encoder or a bi-encoder (architectures: {architectures}); "
+        "say so with --model NAME=cross-encoder:SOURCE or NAME=bi-encoder:SOURCE"
+    )
+
+
+def load_scorer(
+    spec: ModelSpec, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False
+) -> Scorer:
+    """Load ``spec`` onto ``device`` in ``dtype``; every failure becomes one :class:`ModelLoadError`."""
+    try:
+        resolved_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, resolved_device)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    directory = resolve_source(spec.source)
+    kind = spec.kind or detect_kind(directory)
+    common = {
+        "device": resolved_device,
+        "trust_remote_code": trust_remote_code,
+        "local_files_only": True,
+        "model_kwargs": {"dtype": torch_dtype},
+    }
+    try:
+        if kind is ModelKind.CROSS_ENCODER:
+            from sentence_transformers import CrossEncoder
+
+            from .cross_encoder import CrossEncoderScorer
+
+            model = CrossEncoder(str(directory), **common)
+            return CrossEncoderScorer(model, _info(spec, kind, model, resolved_device, torch_dtype))
+        from sentence_transformers import SentenceTransformer
+
+        from .bi_encoder import BiEncoderScorer
+
+        model = SentenceTransformer(str(directory), **common)
+        return BiEncoderScorer(model, _info(spec, kind, model, resolved_device, torch_dtype))
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load {spec.source} as a {kind.value}: {first_line}") from exc
+
+
+def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, dtype: object) -> ModelInfo:
+    max_len = getattr(model, "max_seq_length", None) or 512
+    return ModelInfo(
+        name=spec.name,
+        kind=kind,
+        source=spec.source,
+        max_seq_length=int(max_len),
+        device=str(getattr(model, "device", device)),
+        dtype=dtype_name(dtype),  # type: ignore[arg-type]
+    )

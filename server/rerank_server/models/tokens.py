@@ -1,0 +1,30 @@
+"""Token counting with the model's own tokenizer, so batches are cut and truncation reported exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class TokenCounter:
+    """Counts the tokens a model reads for texts and pairs, capped at its max sequence length.
+
+    Texts are tokenized without special tokens and without truncation (to know their true length);
+    the special tokens a pair or a single text adds are counted once from the tokenizer itself, so
+    BERT ([CLS] q [SEP] d [SEP]) and XLM-RoBERTa (<s> q </s></s> d </s>) are both exact.
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self._tokenizer = tokenizer
+        self.max_length = max_length
+        self.pair_specials = int(tokenizer.num_special_tokens_to_add(pair=True))
+        self.single_specials = int(tokenizer.num_special_tokens_to_add(pair=False))
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens in each text without special tokens or truncation."""
+        if not texts:
+            return []
+        encoded = self._tokenizer(
+            list(texts), add_special_tokens=False, truncation=False, verbose=False, return_attention_mask=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]

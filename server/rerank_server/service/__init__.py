@@ -1,0 +1,1 @@
+"""The gRPC transport: validation, status codes, the Reranker servicer, health and reflection."""

@@ -1,0 +1,221 @@
+"""The rerank.v1.Reranker servicer: validate, plan, batch, rank, respond."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from rerank_client._pb import rerank_pb2 as pb
+from rerank_client._pb import rerank_pb2_grpc as pb_grpc
+
+from ..batching import Completed
+from ..models import ModelKind, ScoringPlan
+from ..runtime import ModelRegistry, ServedModel
+from .errors import RequestError, to_status
+from .ranking import ranked_indices
+from .validation import check_rerank, check_score, check_truncation
+
+log = logging.getLogger(__name__)
+
+_KINDS = {ModelKind.CROSS_ENCODER: pb.MODEL_KIND_CROSS_ENCODER, ModelKind.BI_ENCODER: pb.MODEL_KIND_BI_ENCODER}
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A plan and what the batcher made of it."""
+
+    plan: ScoringPlan
+    completed: Completed[Any]
+    accepted_at: float
+
+
+class RerankerServicer(pb_grpc.RerankerServicer):
+    """Implements Rerank, Score, RerankStream and ListModels over a :class:`ModelRegistry`.
+
+    ``ready`` stays False while models load; calls then fail with UNAVAILABLE.
+    """
+
+    def __init__(self, registry: ModelRegistry, max_documents: int) -> None:
+        self.registry = registry
+        self.max_documents = max_documents
+        self.ready = False
+
+    # --- RPCs -------------------------------------------------------------------------------------
+
+    async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
+        """Rank the documents of one request."""
+        try:
+            return await self._rerank(request, _deadline(context))
+        except Exception as exc:
+            code, message = to_status(exc)
+            await context.abort(code, message)
+            raise  # unreachable: abort raises
+
+    async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        """Score arbitrary pairs, in input order."""
+        try:
+            return await self._score(request, _deadline(context))
+        except Exception as exc:
+            code, message = to_status(exc)
+            await context.abort(code, message)
+            raise
+
+    async def RerankStream(
+        self, request_iterator: AsyncIterator[pb.RerankRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RerankResponse]:
+        """Run every request of the stream concurrently and send each response as soon as it is ready.
+
+        A request that fails gets a response with ``error`` set; the stream and the other requests go on.
+        """
+        responses: asyncio.Queue[pb.RerankResponse | None] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def answer(request: pb.RerankRequest) -> None:
+            try:
+                response = await self._rerank(request, _deadline(context))
+            except Exception as exc:
+                code, message = to_status(exc)
+                response = pb.RerankResponse(
+                    request_id=request.request_id, error=pb.Error(code=code.value[0], message=message)
+                )
+            await responses.put(response)
+
+        async def read() -> None:
+            position = 0
+            async for request in request_iterator:
+                if not request.request_id:
+                    request.request_id = f"#{position}"
+                position += 1
+                task = asyncio.create_task(answer(request))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:  # every request read has been answered once this returns
+                await asyncio.gather(*list(tasks))
+            await responses.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (response := await responses.get()) is not None:
+                yield response
+            await reader  # re-raise a failure to read the stream
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+        """Every served model with its kind, limits, device and dtype."""
+        if not self.ready:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading; wait for the health check")
+        default = self.registry.default_name
+        return pb.ListModelsResponse(
+            models=[self._model_info(m, m.info.name == default) for m in self.registry],
+            default_model=default,
+            max_documents=self.max_documents,
+        )
+
+    # --- the request path -------------------------------------------------------------------------
+
+    def _model(self, name: str) -> ServedModel:
+        if not self.ready:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are still loading; retry shortly")
+        return self.registry.get(name)
+
+    async def _run(
+        self,
+        served: ServedModel,
+        make_plan: Callable[[], ScoringPlan],
+        error_on_truncation: bool,
+        what: str,
+        deadline: float | None,
+    ) -> _Scored:
+        accepted = time.monotonic()
+        # Tokenizing is real work on long documents: keep it off the event loop.
+        plan = await asyncio.to_thread(make_plan)
+        if error_on_truncation:
+            check_truncation(plan, served.info.max_seq_length, what)
+        completed = await served.batcher.submit(plan.items, plan.costs, deadline)
+        return _Scored(plan, completed, accepted)
+
+    async def _rerank(self, request: pb.RerankRequest, deadline: float | None) -> pb.RerankResponse:
+        served = self._model(request.model)
+        job = check_rerank(request, self.max_documents)
+        scored = await self._run(
+            served, lambda: served.scorer.plan_rerank(job.query, job.documents), request.error_on_truncation, "documents", deadline
+        )
+        scores = served.scorer.normalize(scored.plan.combine(scored.completed.results), job.normalization)
+        truncated = scored.plan.truncated
+        results = [
+            pb.RankedDocument(
+                index=i,
+                score=float(scores[i]),
+                rank=rank,
+                text=job.documents[i] if request.return_documents else "",
+                truncated=truncated[i],
+            )
+            for rank, i in enumerate(ranked_indices(scores, job.top_k))
+        ]
+        return pb.RerankResponse(
+            results=results,
+            model=served.info.name,
+            usage=_usage(scored.plan),
+            timing=_timing(scored),
+            request_id=request.request_id,
+        )
+
+    async def _score(self, request: pb.ScoreRequest, deadline: float | None) -> pb.ScoreResponse:
+        served = self._model(request.model)
+        job = check_score(request, self.max_documents)
+        scored = await self._run(
+            served, lambda: served.scorer.plan_pairs(job.pairs), request.error_on_truncation, "pairs", deadline
+        )
+        scores = served.scorer.normalize(scored.plan.combine(scored.completed.results), job.normalization)
+        return pb.ScoreResponse(
+            scores=[float(s) for s in scores],
+            truncated=scored.plan.truncated,
+            model=served.info.name,
+            usage=_usage(scored.plan),
+            timing=_timing(scored),
+            request_id=request.request_id,
+        )
+
+    @staticmethod
+    def _model_info(model: ServedModel, is_default: bool) -> pb.ModelInfo:
+        info, limits = model.info, model.limits
+        return pb.ModelInfo(
+            name=info.name,
+            kind=_KINDS[info.kind],
+            source=info.source,
+            max_seq_length=info.max_seq_length,
+            device=info.device,
+            dtype=info.dtype,
+            batching=pb.BatchingLimits(
+                max_batch_size=limits.max_batch_size,
+                max_batch_tokens=limits.max_batch_tokens,
+                max_wait_ms=limits.max_wait_ms,
+                max_queued_pairs=limits.max_queued_pairs,
+            ),
+            is_default=is_default,
+        )
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """The caller's deadline on the monotonic clock the batcher uses, or None without one."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _usage(plan: ScoringPlan) -> pb.Usage:
+    return pb.Usage(pairs=len(plan.truncated), tokens=sum(plan.pair_tokens), truncated_documents=sum(plan.truncated))
+
+
+def _timing(scored: _Scored) -> pb.Timing:
+    total = time.monotonic() - scored.accepted_at
+    inference = scored.completed.inference_s
+    return pb.Timing(queue_ms=max(0.0, total - inference) * 1000.0, inference_ms=inference * 1000.0, total_ms=total * 1000.0)

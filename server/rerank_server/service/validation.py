@@ -1,0 +1,94 @@
+"""Checks on incoming messages; each failure names the field and what would be accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rerank_client._pb import rerank_pb2 as pb
+
+from ..models import Normalization, ScoringPlan
+from .errors import invalid
+
+_NORMALIZATIONS = {
+    pb.NORMALIZATION_RAW: Normalization.RAW,
+    pb.NORMALIZATION_SIGMOID: Normalization.SIGMOID,
+}
+_SHOWN = 5  # offending items listed in one message
+
+
+def normalization(value: int) -> Normalization:
+    """The model layer's Normalization for a wire value."""
+    try:
+        return _NORMALIZATIONS[value]
+    except KeyError:
+        raise invalid(f"normalization {value} is unknown; use NORMALIZATION_RAW (0) or NORMALIZATION_SIGMOID (1)") from None
+
+
+def _blank(text: str) -> bool:
+    return not text.strip()
+
+
+def _listing(indexes: Sequence[int]) -> str:
+    shown = ", ".join(str(i) for i in indexes[:_SHOWN])
+    return shown + (f" and {len(indexes) - _SHOWN} more" if len(indexes) > _SHOWN else "")
+
+
+@dataclass(frozen=True)
+class RerankInput:
+    """A validated Rerank request."""
+
+    query: str
+    documents: list[str]
+    top_k: int
+    normalization: Normalization
+
+
+def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
+    """Validate a RerankRequest: a query, 1..max_documents documents, none of them empty."""
+    if _blank(request.query):
+        raise invalid("query is empty; send the text to rank the documents against")
+    count = len(request.documents)
+    if count == 0:
+        raise invalid("documents is empty; send at least one document to rank")
+    if count > max_documents:
+        raise invalid(
+            f"{count} documents is more than this server's limit of {max_documents} per request "
+            "(--max-documents); split them over several requests"
+        )
+    empty = [i for i, d in enumerate(request.documents) if _blank(d)]
+    if empty:
+        raise invalid(f"documents at index {_listing(empty)} are empty; drop them or send their text")
+    return RerankInput(request.query, list(request.documents), request.top_k, normalization(request.normalization))
+
+
+@dataclass(frozen=True)
+class ScoreInput:
+    """A validated Score request."""
+
+    pairs: list[tuple[str, str]]
+    normalization: Normalization
+
+
+def check_score(request: pb.ScoreRequest, max_pairs: int) -> ScoreInput:
+    """Validate a ScoreRequest: 1..max_pairs pairs, each with a query and a document."""
+    count = len(request.pairs)
+    if count == 0:
+        raise invalid("pairs is empty; send at least one (query, document) pair")
+    if count > max_pairs:
+        raise invalid(f"{count} pairs is more than this server's limit of {max_pairs} per request (--max-documents)")
+    bad = [i for i, p in enumerate(request.pairs) if _blank(p.query) or _blank(p.document)]
+    if bad:
+        raise invalid(f"pairs at index {_listing(bad)} have an empty query or document")
+    return ScoreInput([(p.query, p.document) for p in request.pairs], normalization(request.normalization))
+
+
+def check_truncation(plan: ScoringPlan, max_seq_length: int, what: str) -> None:
+    """With error_on_truncation set: fail if any pair is longer than the model reads."""
+    over = [i for i, t in enumerate(plan.truncated) if t]
+    if over:
+        raise invalid(
+            f"{what} at index {_listing(over)} exceed the model's max sequence length of {max_seq_length} tokens "
+            "with the query, and error_on_truncation is set; shorten or split them, or unset error_on_truncation "
+            "to score their beginning"
+        )
