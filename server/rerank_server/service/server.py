@@ -40,9 +40,13 @@ class RerankServer:
             self._server,
         )
         address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-        self.port = self._server.add_insecure_port(address)
+        problem = f"cannot listen on {address}: the port is in use or the host is not an address of this machine"
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpc's "Failed to bind to address"
+            raise OSError(f"{problem}; pick another --port or --host") from exc
         if self.port == 0:
-            raise OSError(f"cannot listen on {address}: the port is in use or the host is not an address of this machine")
+            raise OSError(f"{problem}; pick another --port or --host")
         self.host = host
 
     @property
