@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(health)
     health.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait up to this long for SERVING; exit 1 if it never is")
     health.set_defaults(run=_run_health)
+
+    from .loadtest.command import add_parser as add_loadtest
+
+    add_loadtest(sub)
     return parser
 
 
@@ -175,7 +179,7 @@ def _run_health(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     return 0 if status == "SERVING" else 1
 
 
-_SUBCOMMANDS = {"rank", "models", "health"}
+_SUBCOMMANDS = {"rank", "models", "health", "loadtest"}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:

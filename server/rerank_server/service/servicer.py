@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -22,6 +23,8 @@ from .ranking import ranked_indices
 from .validation import check_rerank, check_score, check_truncation
 
 log = logging.getLogger(__name__)
+
+_Response = TypeVar("_Response")
 
 _KINDS = {ModelKind.CROSS_ENCODER: pb.MODEL_KIND_CROSS_ENCODER, ModelKind.BI_ENCODER: pb.MODEL_KIND_BI_ENCODER}
 
@@ -38,33 +41,39 @@ class _Scored:
 class RerankerServicer(pb_grpc.RerankerServicer):
     """Implements Rerank, Score, RerankStream and ListModels over a :class:`ModelRegistry`.
 
-    ``ready`` stays False while models load; calls then fail with UNAVAILABLE.
+    ``ready`` stays False while models load; calls then fail with UNAVAILABLE. ``counts`` holds the
+    requests answered so far by (method, status code name); a RerankStream request counts on its own.
     """
 
     def __init__(self, registry: ModelRegistry, max_documents: int) -> None:
         self.registry = registry
         self.max_documents = max_documents
         self.ready = False
+        self.counts: Counter[tuple[str, str]] = Counter()
 
     # --- RPCs -------------------------------------------------------------------------------------
 
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         """Rank the documents of one request."""
-        try:
-            return await self._rerank(request, _deadline(context))
-        except Exception as exc:
-            code, message = to_status(exc)
-            await context.abort(code, message)
-            raise  # unreachable: abort raises
+        return await self._unary("Rerank", self._rerank(request, _deadline(context)), context)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         """Score arbitrary pairs, in input order."""
+        return await self._unary("Score", self._score(request, _deadline(context)), context)
+
+    async def _unary(self, method: str, work: Awaitable[_Response], context: grpc.aio.ServicerContext) -> _Response:
         try:
-            return await self._score(request, _deadline(context))
+            response = await work
+        except asyncio.CancelledError:
+            self.counts[(method, grpc.StatusCode.CANCELLED.name)] += 1
+            raise
         except Exception as exc:
             code, message = to_status(exc)
+            self.counts[(method, code.name)] += 1
             await context.abort(code, message)
-            raise
+            raise  # unreachable: abort raises
+        self.counts[(method, grpc.StatusCode.OK.name)] += 1
+        return response
 
     async def RerankStream(
         self, request_iterator: AsyncIterator[pb.RerankRequest], context: grpc.aio.ServicerContext
@@ -79,11 +88,13 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         async def answer(request: pb.RerankRequest) -> None:
             try:
                 response = await self._rerank(request, _deadline(context))
+                code = grpc.StatusCode.OK
             except Exception as exc:
                 code, message = to_status(exc)
                 response = pb.RerankResponse(
                     request_id=request.request_id, error=pb.Error(code=code.value[0], message=message)
                 )
+            self.counts[("RerankStream", code.name)] += 1
             await responses.put(response)
 
         async def read() -> None:

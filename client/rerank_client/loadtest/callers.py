@@ -1,0 +1,160 @@
+"""Sending one request, unary or over a shared RerankStream, and recording what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+
+from .. import convert
+from .._pb import rerank_pb2 as pb
+from ..aio import AsyncRerankClient
+from ..types import RerankError
+from .workload import RequestSpec
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One finished request: when it started (seconds into the run), how long it took, how it ended."""
+
+    start: float
+    latency: float
+    code: str  # a grpc.StatusCode name
+    pairs: int
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+class Caller(Protocol):
+    """Sends a request and waits for its outcome."""
+
+    async def call(self, spec: RequestSpec, started: float) -> Sample:
+        """Send ``spec``; ``started`` is its start time in seconds into the run."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def _failed(started: float, t0: float, spec: RequestSpec, code: grpc.StatusCode) -> Sample:
+    return Sample(started, time.perf_counter() - t0, code.name, len(spec.documents))
+
+
+def _request(spec: RequestSpec, request_id: str = "") -> pb.RerankRequest:
+    return convert.rerank_request(spec.query, spec.documents, top_k=spec.top_k, model=spec.model, request_id=request_id)
+
+
+class UnaryCaller:
+    """Calls Rerank, spreading requests round-robin over one client per target."""
+
+    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
+        self._clients = [AsyncRerankClient(t, timeout=timeout, metadata=metadata) for t in targets]
+        self._next = itertools.cycle(self._clients)
+
+    async def call(self, spec: RequestSpec, started: float) -> Sample:
+        """One unary Rerank call."""
+        client = next(self._next)
+        t0 = time.perf_counter()
+        try:
+            result = await client.rerank(spec.query, spec.documents, top_k=spec.top_k, model=spec.model)
+        except RerankError as exc:
+            return _failed(started, t0, spec, exc.code)
+        return Sample(
+            started,
+            time.perf_counter() - t0,
+            "OK",
+            result.usage.pairs,
+            result.timing.queue_ms,
+            result.timing.inference_ms,
+        )
+
+    async def aclose(self) -> None:
+        """Close every channel."""
+        await asyncio.gather(*(c.close() for c in self._clients))
+
+
+class _Stream:
+    """One RerankStream with many requests in flight, answered by request_id."""
+
+    def __init__(self, client: AsyncRerankClient) -> None:
+        self._client = client
+        self._outbox: asyncio.Queue[pb.RerankRequest | None] = asyncio.Queue()
+        self._waiting: dict[str, asyncio.Future[pb.RerankResponse]] = {}
+        self._ids = itertools.count()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def _requests(self) -> AsyncIterator[pb.RerankRequest]:
+        while (request := await self._outbox.get()) is not None:
+            yield request
+
+    async def _read(self) -> None:
+        try:
+            async for response in self._client.rerank_stream(self._requests(), timeout=None):
+                future = self._waiting.pop(response.request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(response)
+            failure: BaseException = RerankError(grpc.StatusCode.UNAVAILABLE, "stream ended", self._client.target)
+        except RerankError as exc:
+            failure = exc
+        for future in self._waiting.values():  # the stream broke: everyone still waiting fails with it
+            if not future.done():
+                future.set_exception(failure)
+        self._waiting.clear()
+        self._reader = None
+
+    async def send(self, request: pb.RerankRequest, timeout: float) -> pb.RerankResponse:
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+        request.request_id = f"lt-{next(self._ids)}"
+        future: asyncio.Future[pb.RerankResponse] = asyncio.get_running_loop().create_future()
+        self._waiting[request.request_id] = future
+        await self._outbox.put(request)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiting.pop(request.request_id, None)
+
+    async def aclose(self) -> None:
+        await self._outbox.put(None)
+        if self._reader is not None:
+            await asyncio.wait({self._reader}, timeout=5)
+        await self._client.close()
+
+
+class StreamCaller:
+    """Sends every request over one long-lived RerankStream per target, round-robin."""
+
+    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
+        self._timeout = timeout
+        self._streams = [_Stream(AsyncRerankClient(t, timeout=None, metadata=metadata)) for t in targets]
+        self._next = itertools.cycle(self._streams)
+
+    async def call(self, spec: RequestSpec, started: float) -> Sample:
+        """One request on a stream; a response with ``error`` set counts under its status code."""
+        t0 = time.perf_counter()
+        try:
+            response = await next(self._next).send(_request(spec), self._timeout)
+        except asyncio.TimeoutError:
+            return _failed(started, t0, spec, grpc.StatusCode.DEADLINE_EXCEEDED)
+        except RerankError as exc:
+            return _failed(started, t0, spec, exc.code)
+        if response.HasField("error"):
+            return _failed(started, t0, spec, convert.status_code(response.error.code))
+        return Sample(
+            started,
+            time.perf_counter() - t0,
+            "OK",
+            response.usage.pairs,
+            response.timing.queue_ms,
+            response.timing.inference_ms,
+        )
+
+    async def aclose(self) -> None:
+        """Half-close every stream and close the channels."""
+        await asyncio.gather(*(s.aclose() for s in self._streams))

@@ -1,0 +1,175 @@
+"""``rerank loadtest``: the command line around the runner, report and plots."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any, TextIO
+
+from ..aio import AsyncRerankClient
+from ..types import RerankError
+from .callers import Caller, StreamCaller, UnaryCaller
+from .corpus import Corpus
+from .plot import plot_sweep, plot_timeline
+from .progress import ProgressBar
+from .report import Report, build_report, render
+from .runner import RunResult, closed_loop, open_loop
+from .sweep import saturation_step, sweep_rates
+from .workload import Workload, parse_range
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``loadtest`` on the ``rerank`` subcommand parser."""
+    p = sub.add_parser(
+        "loadtest",
+        help="drive a running server with closed- or open-loop load and report throughput and latency",
+        description=(
+            "Load-test one or more Reranker servers. Closed loop (--concurrency N): N callers, each sending its "
+            "next request when its last one returns. Open loop (--rate R): Poisson arrivals at R requests/s "
+            "whatever the server does, so a slow server cannot hide its queueing delay. Stops by itself after "
+            "--duration seconds or --requests requests."
+        ),
+        epilog=(
+            "examples:\n"
+            "  rerank loadtest --target 127.0.0.1:50051 --concurrency 16 --duration 30\n"
+            "  rerank loadtest --target a:50051 --target b:50051 --rate 40 --duration 60 --plot latency.png\n"
+            "  rerank loadtest --target 127.0.0.1:50051 --sweep --rate 60 --duration 10 --plot sweep.png --json sweep.json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--target", action="append", default=[], help="server HOST:PORT; repeat to spread requests round-robin")
+    load = p.add_mutually_exclusive_group()
+    load.add_argument("--concurrency", type=int, help="closed loop: this many callers (default 8)")
+    load.add_argument("--rate", type=float, help="open loop: requests per second (Poisson arrivals); with --sweep, the top rate")
+    p.add_argument("--duration", type=float, help="seconds to send for (default 10 unless --requests is given)")
+    p.add_argument("--requests", type=int, help="stop after sending this many requests")
+    p.add_argument("--stream", action="store_true", help="send the requests over RerankStream (one stream per target) instead of unary Rerank")
+    p.add_argument("--documents", default="10-100", help="documents per request: a count or a range LOW-HIGH (default %(default)s)")
+    p.add_argument("--corpus", help="file with one document per line (default: built-in English text of 20-400 tokens)")
+    p.add_argument("--top-k", type=int, default=0, help="top_k of every request (default: all)")
+    p.add_argument("--model", default="", help="model name on the server (default: its default model)")
+    p.add_argument("--error-fraction", type=float, default=0.0, help="share of requests sent invalid on purpose (empty query), to check error handling under load")
+    p.add_argument("--timeout", type=float, default=30.0, help="deadline of each request in seconds (default %(default)s)")
+    p.add_argument("--drain", type=float, help="open loop: seconds to wait for answers after the last send (default: --timeout)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for requests and arrivals (default %(default)s)")
+    p.add_argument("--json", metavar="FILE", help="write the whole report as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="draw latency percentiles over time (with --sweep: latency against throughput)")
+    p.add_argument("--sweep", action="store_true", help="run open-loop steps of rising rate up to --rate and mark where the server saturates")
+    p.add_argument("--sweep-steps", type=int, default=6, help="steps of a sweep (default %(default)s)")
+    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="metadata sent with every request; may repeat")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(run=run)
+    return p
+
+
+def _fail(message: str) -> SystemExit:
+    return SystemExit(f"rerank loadtest: error: {message}")
+
+
+def _validate(args: argparse.Namespace) -> Workload:
+    if not args.target:
+        raise _fail("give at least one --target HOST:PORT of a running rerank-server")
+    if args.rate is not None and args.rate <= 0:
+        raise _fail(f"--rate must be more than 0 requests per second, got {args.rate:g}")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise _fail(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.sweep and args.rate is None:
+        raise _fail("--sweep needs --rate: the top rate of the sweep (find it with a closed-loop run first)")
+    if args.duration is not None and args.duration <= 0:
+        raise _fail("--duration must be positive")
+    if args.requests is not None and args.requests < 1:
+        raise _fail("--requests must be at least 1")
+    if not 0.0 <= args.error_fraction <= 1.0:
+        raise _fail("--error-fraction must be between 0 and 1")
+    if args.duration is None and args.requests is None:
+        args.duration = 10.0
+    try:
+        corpus = Corpus.from_file(args.corpus) if args.corpus else Corpus.builtin()
+        documents = parse_range(args.documents)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    return Workload(corpus, documents, args.top_k, args.model, args.error_fraction)
+
+
+def _metadata(headers: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for header in headers:
+        key, sep, value = header.partition("=")
+        if not sep or not key:
+            raise _fail(f"--header {header!r} is not KEY=VALUE")
+        pairs.append((key.strip().lower(), value))
+    return pairs
+
+
+async def _preflight(targets: list[str], metadata: list[tuple[str, str]]) -> None:
+    """Fail at once, with the reason, if a target is unreachable or not serving."""
+    for target in targets:
+        async with AsyncRerankClient(target, timeout=5.0, metadata=metadata) as client:
+            try:
+                status = await client.health()
+            except RerankError as exc:
+                raise _fail(exc.details) from None
+        if status != "SERVING":
+            raise _fail(f"{target} reports {status}: its models are not loaded yet (see `rerank health --wait`)")
+
+
+async def _one_run(args: argparse.Namespace, workload: Workload, caller: Caller, rate: float | None, label: str) -> RunResult:
+    bar = None if args.quiet else ProgressBar(label, args.duration, args.requests)
+    start = bar.start if bar else None
+    try:
+        if rate is not None:
+            drain = args.timeout if args.drain is None else args.drain
+            return await open_loop(
+                caller, workload, rate=rate, duration=args.duration, requests=args.requests, drain_s=drain, seed=args.seed, on_start=start
+            )
+        return await closed_loop(
+            caller, workload, concurrency=args.concurrency or 8, duration=args.duration, requests=args.requests, seed=args.seed, on_start=start
+        )
+    finally:
+        if bar:
+            bar.close()
+
+
+async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int:
+    metadata = _metadata(args.header)
+    await _preflight(args.target, metadata)
+    kind = StreamCaller if args.stream else UnaryCaller
+    caller: Caller = kind(args.target, args.timeout, metadata)
+    try:
+        if args.sweep:
+            steps: list[Report] = []
+            for rate in sweep_rates(args.rate, args.sweep_steps):
+                run = await _one_run(args, workload, caller, rate, f"{rate:g} req/s")
+                steps.append(build_report(run, args.target))
+                out.write(render(steps[-1]) + "\n\n")
+            knee = saturation_step(steps)
+            out.write(
+                f"saturation: from {steps[knee].offered_rate:g} req/s offered (~{steps[knee].requests_per_s:.1f} req/s achieved)\n"
+                if knee is not None
+                else "saturation: not reached; sweep to a higher --rate\n"
+            )
+            if args.json:
+                with open(args.json, "w", encoding="utf-8") as handle:
+                    json.dump({"steps": [s.to_dict() for s in steps], "saturation_step": knee}, handle, indent=2)
+            if args.plot:
+                plot_sweep(steps, knee, args.plot)
+            return 0
+        run = await _one_run(args, workload, caller, args.rate, "loadtest")
+        report = build_report(run, args.target)
+        out.write(render(report) + "\n")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(report.to_dict(), handle, indent=2)
+        if args.plot:
+            plot_timeline(report, args.plot)
+        return 0
+    finally:
+        await caller.aclose()
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
+    """Run ``rerank loadtest`` with parsed arguments."""
+    workload = _validate(args)
+    return asyncio.run(_run(args, workload, out))

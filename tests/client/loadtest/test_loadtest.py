@@ -1,0 +1,131 @@
+"""The load generator against a real server on loopback, for a couple of seconds at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rerank_client.loadtest.callers import StreamCaller, UnaryCaller
+from rerank_client.loadtest.corpus import Corpus
+from rerank_client.loadtest.report import build_report, percentile
+from rerank_client.loadtest.runner import closed_loop, open_loop
+from rerank_client.loadtest.sweep import saturation_step, sweep_rates
+from rerank_client.loadtest.workload import Workload, parse_range
+from rerank_server.config import BatchingConfig
+from tests.processes import ServerProcess, run_cli
+from tests.server_harness import ServerThread
+
+
+def test_builtin_corpus_gives_mixed_real_english_lengths(bi_scorer: Any) -> None:
+    corpus = Corpus.builtin()
+    rng = random.Random(0)
+    docs = [corpus.document(rng) for _ in range(300)]
+    tokens = bi_scorer._tokens.lengths(docs)
+    assert 12 <= min(tokens) and max(tokens) <= 600
+    assert percentile(tokens, 10) < 60 and percentile(tokens, 90) > 200  # mixed, not all alike
+    assert all(d[0].isalpha() or d[0].isdigit() or d[0] == '"' for d in docs)
+
+
+def test_parse_range() -> None:
+    assert parse_range("7") == (7, 7) and parse_range("10-100") == (10, 100)
+    for bad in ("0", "9-3", "x"):
+        with pytest.raises(ValueError, match="--documents"):
+            parse_range(bad)
+
+
+@pytest.mark.parametrize("caller_kind", [UnaryCaller, StreamCaller])
+def test_report_counts_match_what_the_server_counted(cross_scorer: Any, caller_kind: Any) -> None:
+    workload = Workload(Corpus.builtin(), documents=(2, 6), error_fraction=0.3)
+    with ServerThread([cross_scorer]) as running:
+
+        async def go() -> Any:
+            caller = caller_kind([running.target], timeout=30.0)
+            try:
+                return await closed_loop(caller, workload, concurrency=4, duration=None, requests=40, seed=3)
+            finally:
+                await caller.aclose()
+
+        run = asyncio.run(go())
+        assert running.server is not None
+        counts = dict(running.server.servicer.counts)
+    report = build_report(run, [running.target])
+    method = "Rerank" if caller_kind is UnaryCaller else "RerankStream"
+    assert report.sent == report.completed == 40
+    assert report.by_code == {code: n for (m, code), n in counts.items() if m == method}
+    assert report.by_code["INVALID_ARGUMENT"] > 0 and report.by_code["OK"] > 0
+    assert report.pairs_per_s > 0 and report.latency_ms["p50"] <= report.latency_ms["p99"] <= report.latency_ms["max"]
+    assert report.server_inference_ms["p50"] > 0
+
+
+def test_open_loop_keeps_its_rate_when_the_server_is_slower(bi_scorer: Any) -> None:
+    # One text per model call with 8 long documents a request: a few requests per second at most.
+    slow = BatchingConfig(max_batch_size=1, max_wait_ms=0.0)
+    workload = Workload(Corpus.builtin(), documents=(8, 8), min_tokens=150, max_tokens=400)
+    rate, duration = 20.0, 2.0
+    with ServerThread([bi_scorer], slow) as running:
+
+        async def go() -> Any:
+            caller = UnaryCaller([running.target], timeout=30.0)
+            try:
+                return await open_loop(caller, workload, rate=rate, duration=duration, requests=None, drain_s=1.0, seed=5)
+            finally:
+                await caller.aclose()
+
+        run = asyncio.run(go())
+    report = build_report(run, [running.target])
+    # The seeded Poisson schedule holds a fixed number of arrivals; all of them went out on time.
+    expected = _arrivals(rate, duration, seed=5)
+    assert report.sent == expected
+    assert report.send_rate == pytest.approx(rate, rel=0.35)
+    assert run.send_s == pytest.approx(duration, abs=0.5)
+    assert report.ok < report.sent  # the server could not keep up, and the senders did not wait for it
+    assert report.unfinished + report.completed == report.sent
+
+
+def _arrivals(rate: float, duration: float, seed: int) -> int:
+    rng, at, n = random.Random(seed + 1), 0.0, 0
+    while (at := at + rng.expovariate(rate)) < duration:
+        n += 1
+    return n
+
+
+def test_sweep_helpers() -> None:
+    assert sweep_rates(60, 6) == [10, 20, 30, 40, 50, 60]
+    assert saturation_step([]) is None
+
+
+def test_cli_writes_json_and_plot_and_refuses_bad_arguments(tmp_path: Path) -> None:
+    with ServerProcess("--model", "all-MiniLM-L6-v2") as server:
+        out_json, out_png = tmp_path / "report.json", tmp_path / "latency.png"
+        done = run_cli(
+            "rerank", "loadtest", "--target", server.target, "--concurrency", "2", "--requests", "6",
+            "--documents", "2-4", "--json", str(out_json), "--plot", str(out_png),
+        )
+        assert done.returncode == 0, done.stderr
+        assert "throughput:" in done.stdout and "latency ms: p50" in done.stdout
+        report = json.loads(out_json.read_text())
+        assert report["sent"] == 6 and report["by_code"] == {"OK": 6}
+        assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        sweep_json, sweep_png = tmp_path / "sweep.json", tmp_path / "sweep.png"
+        swept = run_cli(
+            "rerank", "loadtest", "--target", server.target, "--sweep", "--rate", "4", "--sweep-steps", "2",
+            "--duration", "1", "--drain", "5", "--documents", "1-2", "--json", str(sweep_json), "--plot", str(sweep_png), "--quiet",
+        )
+        assert swept.returncode == 0, swept.stderr
+        assert "saturation:" in swept.stdout
+        assert [s["offered_rate"] for s in json.loads(sweep_json.read_text())["steps"]] == [2, 4]
+        assert sweep_png.exists()
+    for args, message in [
+        ((), "give at least one --target"),
+        (("--target", "127.0.0.1:1", "--rate", "0"), "--rate must be more than 0"),
+        (("--target", "127.0.0.1:1", "--duration", "1"), "cannot reach 127.0.0.1:1"),
+        (("--target", "x:1", "--documents", "5-2"), "--documents '5-2'"),
+        (("--target", "x:1", "--sweep"), "--sweep needs --rate"),
+    ]:
+        bad = run_cli("rerank", "loadtest", *args)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
