@@ -12,6 +12,7 @@ from .models.bundled import BUNDLED_NAME
 from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
 
 DEFAULT_PORT = 50051
+BATCHING_STRATEGIES = ("length", "arrival", "none")
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,15 @@ class BatchingConfig:
     max_batch_tokens: int = 16384
     max_wait_ms: float = 5.0
     max_queued_pairs: int = 8192
+    strategy: str = "length"  # "length", "arrival" or "none"; see --batching
 
     def policy(self) -> BatchPolicy:
         """The batcher's view of these limits."""
-        return BatchPolicy(self.max_batch_size, self.max_batch_tokens, self.max_wait_ms / 1000.0)
+        if self.strategy not in BATCHING_STRATEGIES:
+            raise ValueError(f"--batching must be one of {', '.join(BATCHING_STRATEGIES)}, got {self.strategy!r}")
+        return BatchPolicy(
+            self.max_batch_size, self.max_batch_tokens, self.max_wait_ms / 1000.0, group_by_length=self.strategy != "arrival"
+        )
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("MAX_QUEUED_PAIRS", str(b.max_queued_pairs))),
         help="pairs that may wait for the model; a request that does not fit fails with RESOURCE_EXHAUSTED (default %(default)s)",
     )
+    batching.add_argument(
+        "--batching",
+        default=_env("BATCHING", b.strategy),
+        choices=BATCHING_STRATEGIES,
+        help=(
+            "length: batches of similar length under the token budget (default); arrival: first come first "
+            "batched by count only; none: one model call per request. The last two are baselines for benchmarks"
+        ),
+    )
     batching.add_argument("--max-documents", type=int, default=int(_env("MAX_DOCUMENTS", str(d.max_documents))), help="most documents in one Rerank request or pairs in one Score request (default %(default)s)")
 
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default %(default)s)")
@@ -147,7 +162,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     raw_models = args.models or args._env_models or [DEFAULT_MODEL]
     try:
         specs = tuple(parse_model_arg(m) for m in raw_models)
-        batching = BatchingConfig(args.max_batch_size, args.max_batch_tokens, args.max_wait_ms, args.max_queued_pairs)
+        batching = BatchingConfig(
+            args.max_batch_size, args.max_batch_tokens, args.max_wait_ms, args.max_queued_pairs, args.batching
+        )
         batching.policy()  # validates the limits
     except ValueError as exc:
         parser.error(str(exc))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .batching import MicroBatcher
+from .batching.unbatched import PerRequestRunner
 from .config import BatchingConfig
 from .models import ModelInfo, Scorer
 
@@ -20,7 +21,7 @@ class ServedModel:
     """A loaded model, its batcher and the limits the batcher runs with."""
 
     scorer: Scorer
-    batcher: MicroBatcher[Any, Any]
+    batcher: MicroBatcher[Any, Any] | PerRequestRunner[Any, Any]
     limits: BatchingConfig
 
     @property
@@ -31,10 +32,10 @@ class ServedModel:
     @classmethod
     def create(cls, scorer: Scorer, limits: BatchingConfig) -> ServedModel:
         """Give ``scorer`` a batcher of its own: batches of different models never mix."""
-        batcher: MicroBatcher[Any, Any] = MicroBatcher(
-            scorer.run_batch, limits.policy(), max_queued=limits.max_queued_pairs, name=scorer.info.name
-        )
-        return cls(scorer, batcher, limits)
+        name, policy = scorer.info.name, limits.policy()
+        if limits.strategy == "none":
+            return cls(scorer, PerRequestRunner(scorer.run_batch, max_queued=limits.max_queued_pairs, name=name), limits)
+        return cls(scorer, MicroBatcher(scorer.run_batch, policy, max_queued=limits.max_queued_pairs, name=name), limits)
 
 
 class ModelRegistry:

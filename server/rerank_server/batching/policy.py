@@ -16,11 +16,15 @@ class BatchPolicy:
             longest one, so a batch costs ``len(batch) * max(cost)``, not the sum of its costs.
         max_wait_s: how long the oldest queued item may wait for a batch to fill before a partial
             batch is run anyway.
+        group_by_length: cut batches of similar length under the token budget (the default). False
+            takes the oldest ``max_batch_size`` items in arrival order and ignores ``max_batch_tokens``:
+            plain first-come, count-based batching, kept as the baseline benchmarks compare against.
     """
 
     max_batch_size: int = 32
     max_batch_tokens: int = 16384
     max_wait_s: float = 0.005
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:

@@ -61,13 +61,18 @@ class WorkQueue:
 
     def full_batch_ready(self, policy: BatchPolicy) -> bool:
         """Whether waiting longer cannot make the next batch bigger: it would close on size or tokens."""
-        return len(self._by_cost) >= policy.max_batch_size or self._total_cost >= policy.max_batch_tokens
+        if len(self._by_cost) >= policy.max_batch_size:
+            return True
+        return policy.group_by_length and self._total_cost >= policy.max_batch_tokens
 
     def take_batch(self, policy: BatchPolicy) -> list[WorkItem[Any]]:
-        """Remove and return the next batch: the oldest item and its nearest neighbours by cost."""
+        """Remove and return the next batch: the oldest item and its nearest neighbours by cost
+        (or, without length grouping, the oldest items in arrival order)."""
         oldest = self.oldest()
         if oldest is None:
             return []
+        if not policy.group_by_length:
+            return self._take_oldest(policy.max_batch_size)
         anchor = bisect.bisect_left(self._keys, oldest.key)
         chosen = policy.select(self._keys_costs(), anchor)
         batch = self._by_cost[chosen.start : chosen.stop]
@@ -76,6 +81,15 @@ class WorkQueue:
         for item in batch:
             item.queued = False
             self._total_cost -= item.cost
+        return batch
+
+    def _take_oldest(self, count: int) -> list[WorkItem[Any]]:
+        batch: list[WorkItem[Any]] = []
+        while self._by_arrival and len(batch) < count:
+            item = self._by_arrival.popleft()
+            if item.queued:
+                batch.append(item)
+        self.remove(batch)
         return batch
 
     def remove(self, items: Iterable[WorkItem[Any]]) -> int:

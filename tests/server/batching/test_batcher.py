@@ -271,3 +271,32 @@ def test_every_caller_gets_its_own_results_in_its_own_order(
         assert record.size <= size
         assert record.size == 1 or record.padded_tokens <= budget
     assert sum(r.size for r in records) == sum(len(s) for s in subs)
+
+
+async def test_arrival_order_policy_batches_first_come_by_count_only() -> None:
+    model = RecordingModel()
+    model.gate.clear()
+    batcher = make(model, max_batch_size=2, max_batch_tokens=10, max_wait_s=0.0, group_by_length=False)
+    blocker = asyncio.create_task(batcher.submit(["x"], [1]))
+    await wait_until(model.entered.is_set)
+    costs = {"short1": 10, "long1": 400, "short2": 12, "long2": 390}
+    tasks = [asyncio.create_task(batcher.submit([k], [c])) for k, c in costs.items()]
+    await wait_until(lambda: batcher.queued == 4)
+    model.gate.set()
+    await asyncio.gather(blocker, *tasks)
+    # Arrival order, two at a time, whatever the lengths or the token budget.
+    assert model.batches[1:] == [["short1", "long1"], ["short2", "long2"]]
+    await batcher.aclose()
+
+
+async def test_per_request_runner_makes_one_model_call_per_request() -> None:
+    from rerank_server.batching.unbatched import PerRequestRunner
+
+    model = RecordingModel()
+    runner: PerRequestRunner[int, int] = PerRequestRunner(model, max_queued=6)
+    results = await asyncio.gather(*(runner.submit([i, i + 100], [1, 1]) for i in range(3)))
+    assert [r.results for r in results] == [[0, 200], [2, 202], [4, 204]]
+    assert sorted(model.batches) == [[0, 100], [1, 101], [2, 102]]
+    with pytest.raises(QueueFull):
+        await runner.submit(list(range(7)), [1] * 7)
+    await runner.aclose()

@@ -1,0 +1,80 @@
+"""No cross-request batching: one model call per request. The baseline batching is measured against."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+from .batcher import BatcherStats, Completed
+from .errors import BatcherClosed, DeadlineExceeded, QueueFull
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class PerRequestRunner(Generic[P, R]):
+    """Runs each submission as its own model call, one at a time, in arrival order.
+
+    It has the micro-batcher's interface (``submit``, ``start``, ``aclose``, ``stats``, ``queued``), so
+    the server can serve through it unchanged: this is "naive serving" behind the same gRPC front.
+    """
+
+    def __init__(self, process: Callable[[list[P]], Sequence[R]], *, max_queued: int, name: str = "model") -> None:
+        self.name = name
+        self.stats = BatcherStats()
+        self.capacity = max_queued
+        self._process = process
+        self._queued = 0
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
+
+    @property
+    def queued(self) -> int:
+        """Items submitted and not yet answered."""
+        return self._queued
+
+    def start(self) -> None:
+        """Nothing to start: each call runs on submission."""
+
+    async def submit(self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None) -> Completed[R]:
+        """Run ``payloads`` as one model call once the calls before it are done."""
+        if self._closing:
+            raise BatcherClosed(f"model {self.name!r} is shutting down")
+        if not payloads:
+            return Completed([], 0.0, 0.0)
+        if self._queued + len(payloads) > self.capacity:
+            self.stats.rejected_submissions += 1
+            raise QueueFull(len(payloads), self.capacity - self._queued, self.capacity)
+        self._queued += len(payloads)
+        self.stats.submissions += 1
+        self.stats.items += len(payloads)
+        enqueued = time.monotonic()
+        started: list[float] = []
+
+        def work() -> Sequence[R]:
+            started.append(time.monotonic())
+            return self._process(list(payloads))
+
+        future = asyncio.get_running_loop().run_in_executor(self._executor, work)
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            results = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded("deadline passed before the model answered") from None
+        finally:
+            self._queued -= len(payloads)
+        finished = time.monotonic()
+        self.stats.batches += 1
+        self.stats.batched_items += len(payloads)
+        self.stats.batch_tokens += sum(costs)
+        self.stats.padded_tokens += len(costs) * max(costs)
+        begin = started[0] if started else enqueued
+        return Completed(list(results), begin - enqueued, finished - begin)
+
+    async def aclose(self, drain: bool = True) -> None:
+        """Stop taking work; calls already submitted finish (``drain`` is accepted for symmetry)."""
+        self._closing = True
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)

@@ -1,0 +1,78 @@
+"""A RerankServer on its own thread and event loop, for embedding in a program, tests and benchmarks.
+
+The caller keeps its own thread free to use the sync or asyncio clients against it, exactly as
+remote users do, and can read the server's batcher statistics directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from .config import BatchingConfig
+from .models import Scorer
+from .runtime import ServedModel
+from .service.server import RerankServer
+
+
+class BackgroundServer:
+    """Context manager: a started, ready server on 127.0.0.1 serving ``scorers`` (the first is the default)."""
+
+    def __init__(
+        self,
+        scorers: Sequence[Scorer],
+        batching: BatchingConfig | None = None,
+        *,
+        max_documents: int = 1000,
+        max_message_bytes: int = 4 * 1024 * 1024,
+        ready: bool = True,
+    ) -> None:
+        self.scorers = list(scorers)
+        self.batching = batching or BatchingConfig(max_wait_ms=2.0)
+        self.max_documents = max_documents
+        self.max_message_bytes = max_message_bytes
+        self.ready = ready
+        self.server: RerankServer | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rerank-server", daemon=True)
+
+    @property
+    def target(self) -> str:
+        """host:port of the running server."""
+        assert self.server is not None
+        return self.server.target
+
+    def model(self, name: str = "") -> ServedModel:
+        """The served model called ``name`` (empty: the default)."""
+        assert self.server is not None
+        return self.server.registry.get(name)
+
+    def run(self, coro: Any, timeout: float = 60.0) -> Any:
+        """Run ``coro`` on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _start(self) -> RerankServer:
+        server = RerankServer(
+            "127.0.0.1", 0, max_documents=self.max_documents, max_message_bytes=self.max_message_bytes
+        )
+        await server.start()
+        for scorer in self.scorers:
+            server.add_model(ServedModel.create(scorer, self.batching))
+        if self.ready:
+            await server.mark_ready()
+        return server
+
+    def __enter__(self) -> BackgroundServer:
+        self._thread.start()
+        self.server = self.run(self._start())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.server is not None:
+            self.run(self.server.stop(grace=5.0))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
