@@ -35,7 +35,7 @@ def cross_scorer(tiny_cross_encoder: Path) -> Any:
     """The tiny cross-encoder, loaded through the server's own loading path."""
     from rerank_server.models import load_scorer, parse_model_arg
 
-    return load_scorer(parse_model_arg(f"tiny-ce={tiny_cross_encoder}"), device="cpu")
+    return load_scorer(parse_model_arg(f"tiny-ce={tiny_cross_encoder}"), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def sigmoid_scorer(tiny_sigmoid_cross_encoder: Path) -> Any:
     """The tiny cross-encoder saved with a sigmoid activation."""
     from rerank_server.models import load_scorer, parse_model_arg
 
-    return load_scorer(parse_model_arg(f"tiny-sigmoid={tiny_sigmoid_cross_encoder}"), device="cpu")
+    return load_scorer(parse_model_arg(f"tiny-sigmoid={tiny_sigmoid_cross_encoder}"), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
@@ -51,4 +51,4 @@ def bi_scorer() -> Any:
     """The bundled all-MiniLM-L6-v2 bi-encoder (real weights, checked against their SHA-256)."""
     from rerank_server.models import load_scorer, parse_model_arg
 
-    return load_scorer(parse_model_arg("all-MiniLM-L6-v2"), device="cpu")
+    return load_scorer(parse_model_arg("all-MiniLM-L6-v2"), device="cpu", dtype="float32")

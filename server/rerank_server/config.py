@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .batching import BatchPolicy
 from .models.bundled import BUNDLED_NAME
+from .models.device import PRECISIONS
 from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
 
 DEFAULT_PORT = 50051
@@ -110,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--dtype",
         default=_env("DTYPE", d.dtype),
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights and compute precision; auto is float16 on CUDA and float32 elsewhere (default %(default)s)",
+        choices=PRECISIONS,
+        help=(
+            "precision: auto is float16 on CUDA, bfloat16 on CPUs with AVX512-BF16 or AMX, float32 elsewhere; "
+            "int8 quantizes the linear layers dynamically (CPU only) (default %(default)s)"
+        ),
     )
     models.add_argument(
         "--trust-remote-code",

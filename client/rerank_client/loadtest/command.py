@@ -15,7 +15,7 @@ from .corpus import Corpus
 from .plot import plot_sweep, plot_timeline
 from .progress import ProgressBar
 from .report import Report, build_report, render
-from .runner import RunResult, closed_loop, open_loop
+from .runner import RequestPool, RunResult, closed_loop, open_loop
 from .sweep import saturation_step, sweep_rates
 from .workload import Workload, parse_range
 
@@ -118,14 +118,15 @@ async def _preflight(targets: list[str], metadata: list[tuple[str, str]]) -> Non
 async def _one_run(args: argparse.Namespace, workload: Workload, caller: Caller, rate: float | None, label: str) -> RunResult:
     bar = None if args.quiet else ProgressBar(label, args.duration, args.requests)
     start = bar.start if bar else None
+    pool = RequestPool(workload, args.seed)
     try:
         if rate is not None:
             drain = args.timeout if args.drain is None else args.drain
             return await open_loop(
-                caller, workload, rate=rate, duration=args.duration, requests=args.requests, drain_s=drain, seed=args.seed, on_start=start
+                caller, pool.next, rate=rate, duration=args.duration, requests=args.requests, drain_s=drain, seed=args.seed, on_start=start
             )
         return await closed_loop(
-            caller, workload, concurrency=args.concurrency or 8, duration=args.duration, requests=args.requests, seed=args.seed, on_start=start
+            caller, pool.next, concurrency=args.concurrency or 8, duration=args.duration, requests=args.requests, on_start=start
         )
     finally:
         if bar:

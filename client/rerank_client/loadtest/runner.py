@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .callers import Caller, Sample
 from .workload import RequestSpec, Workload
@@ -40,19 +40,19 @@ class RunResult:
     rate: float | None = None
 
 
-@dataclass
-class _Pool:
-    specs: list[RequestSpec]
-    rng: random.Random
-    counters: LiveCounters = field(default_factory=LiveCounters)
+class RequestPool:
+    """Requests drawn up front from a workload, then picked at random for each send."""
 
-    @classmethod
-    def draw(cls, workload: Workload, seed: int) -> _Pool:
-        rng = random.Random(seed)
-        return cls([workload.draw(rng) for _ in range(POOL_SIZE)], rng)
+    def __init__(self, workload: Workload, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._specs = [workload.draw(self._rng) for _ in range(POOL_SIZE)]
 
     def next(self) -> RequestSpec:
-        return self.specs[self.rng.randrange(len(self.specs))]
+        """The next request to send."""
+        return self._specs[self._rng.randrange(len(self._specs))]
+
+
+NextRequest = Callable[[], RequestSpec]
 
 
 def _record(counters: LiveCounters, samples: list[Sample], sample: Sample) -> None:
@@ -64,42 +64,41 @@ def _record(counters: LiveCounters, samples: list[Sample], sample: Sample) -> No
 
 async def closed_loop(
     caller: Caller,
-    workload: Workload,
+    next_request: NextRequest,
     *,
     concurrency: int,
     duration: float | None,
     requests: int | None,
-    seed: int = 0,
     on_start: Callable[[LiveCounters], None] | None = None,
 ) -> RunResult:
     """``concurrency`` callers, each sending its next request when its last one returns.
 
     Stops after ``duration`` seconds or ``requests`` requests, whichever comes first.
     """
-    pool = _Pool.draw(workload, seed)
+    counters = LiveCounters()
     samples: list[Sample] = []
     t_start = time.perf_counter()
     if on_start:
-        on_start(pool.counters)
+        on_start(counters)
 
     def more() -> bool:
-        if requests is not None and pool.counters.sent >= requests:
+        if requests is not None and counters.sent >= requests:
             return False
         return duration is None or time.perf_counter() - t_start < duration
 
     async def worker() -> None:
         while more():
-            pool.counters.sent += 1
-            _record(pool.counters, samples, await caller.call(pool.next(), time.perf_counter() - t_start))
+            counters.sent += 1
+            _record(counters, samples, await caller.call(next_request(), time.perf_counter() - t_start))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - t_start
-    return RunResult("closed", samples, wall, wall, pool.counters.sent, 0, concurrency=concurrency)
+    return RunResult("closed", samples, wall, wall, counters.sent, 0, concurrency=concurrency)
 
 
 async def open_loop(
     caller: Caller,
-    workload: Workload,
+    next_request: NextRequest,
     *,
     rate: float,
     duration: float | None,
@@ -108,36 +107,36 @@ async def open_loop(
     seed: int = 0,
     on_start: Callable[[LiveCounters], None] | None = None,
 ) -> RunResult:
-    """Requests arrive as a Poisson process at ``rate`` per second, whether or not earlier ones returned.
+    """Requests (from ``next_request``) arrive as a Poisson process at ``rate`` per second, whether or not earlier ones returned.
 
     A slow server therefore cannot slow the senders down and hide its queueing delay (coordinated
     omission). After the last arrival, answers are awaited for up to ``drain_s`` seconds; what is still
     unanswered then is cancelled and counted as unfinished.
     """
-    pool = _Pool.draw(workload, seed)
+    counters = LiveCounters()
     arrivals = random.Random(seed + 1)
     samples: list[Sample] = []
     in_flight: set[asyncio.Task[None]] = set()
     t_start = time.perf_counter()
     if on_start:
-        on_start(pool.counters)
+        on_start(counters)
 
     async def one(spec: RequestSpec, at: float) -> None:
-        _record(pool.counters, samples, await caller.call(spec, at))
+        _record(counters, samples, await caller.call(spec, at))
 
     at = 0.0
     last_send = 0.0
     while True:
         at += arrivals.expovariate(rate)
-        if (duration is not None and at >= duration) or (requests is not None and pool.counters.sent >= requests):
+        if (duration is not None and at >= duration) or (requests is not None and counters.sent >= requests):
             break
         delay = at - (time.perf_counter() - t_start)
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(pool.next(), at))
+        task = asyncio.create_task(one(next_request(), at))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
-        pool.counters.sent += 1
+        counters.sent += 1
         last_send = time.perf_counter() - t_start
     unfinished = 0
     if in_flight:
@@ -148,4 +147,4 @@ async def open_loop(
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*pending, return_exceptions=True)
     wall = time.perf_counter() - t_start
-    return RunResult("open", samples, wall, last_send, pool.counters.sent, unfinished, rate=rate)
+    return RunResult("open", samples, wall, last_send, counters.sent, unfinished, rate=rate)

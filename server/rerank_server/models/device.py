@@ -1,14 +1,23 @@
-"""Choosing the device and dtype a model runs with."""
+"""Choosing the device and precision a model runs with."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
 import torch
 
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a model is loaded: the dtype of its weights and whether its linear layers are quantized."""
+
+    name: str  # what ListModels reports
+    dtype: torch.dtype
+    quantize_int8: bool = False  # dynamic int8 quantization of nn.Linear (CPU only)
 
 
 def resolve_device(requested: str) -> str:
@@ -29,15 +38,38 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def resolve_dtype(requested: str, device: str) -> torch.dtype:
-    """``auto`` is float16 on CUDA and float32 elsewhere; a named dtype is used as given."""
+@cache
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bf16 pays off on it."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in (" avx512_bf16", " amx_bf16"))
+
+
+def resolve_precision(requested: str, device: str) -> Precision:
+    """``auto``: float16 on CUDA, bfloat16 on CPUs with native bf16, float32 elsewhere.
+
+    The benchmark (``rerank-bench``) measures each choice's speed and its ranking agreement with
+    float32; auto only picks a setting that kept rankings (Spearman >= 0.99) there.
+    """
     if requested == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    if requested not in DTYPES:
-        raise ValueError(f"--dtype {requested!r} is not one of auto, {', '.join(DTYPES)}")
-    return DTYPES[requested]
+        if device.startswith("cuda"):
+            return Precision("float16", torch.float16)
+        if device == "cpu" and cpu_has_fast_bf16():
+            return Precision("bfloat16", torch.bfloat16)
+        return Precision("float32", torch.float32)
+    if requested == "int8":
+        if device != "cpu":
+            raise ValueError(f"--dtype int8 (dynamic quantization) runs on the CPU only, not on {device}")
+        return Precision("int8", torch.float32, quantize_int8=True)
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if requested not in dtypes:
+        raise ValueError(f"--dtype {requested!r} is not one of {', '.join(PRECISIONS)}")
+    return Precision(requested, dtypes[requested])
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    """``torch.bfloat16`` -> ``"bfloat16"``."""
-    return str(dtype).removeprefix("torch.")
+def quantize_linear_int8(module: torch.nn.Module) -> None:
+    """Replace ``module``'s nn.Linear layers, in place, by dynamically quantized int8 ones (VNNI on x86)."""
+    torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)

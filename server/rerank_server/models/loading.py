@@ -7,10 +7,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .base import ModelInfo, ModelKind, Scorer
 from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
-from .device import dtype_name, resolve_device, resolve_dtype
+from .device import Precision, quantize_linear_int8, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def load_scorer(
     """Load ``spec`` onto ``device`` in ``dtype``; every failure becomes one :class:`ModelLoadError`."""
     try:
         resolved_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, resolved_device)
+        precision = resolve_precision(dtype, resolved_device)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
     directory = resolve_source(spec.source)
@@ -125,7 +126,7 @@ def load_scorer(
         "device": resolved_device,
         "trust_remote_code": trust_remote_code,
         "local_files_only": True,
-        "model_kwargs": {"dtype": torch_dtype},
+        "model_kwargs": {"dtype": precision.dtype},
     }
     try:
         if kind is ModelKind.CROSS_ENCODER:
@@ -134,13 +135,15 @@ def load_scorer(
             from .cross_encoder import CrossEncoderScorer
 
             model = CrossEncoder(str(directory), **common)
-            return CrossEncoderScorer(model, _info(spec, kind, model, resolved_device, torch_dtype))
+            _quantize(model, precision)
+            return CrossEncoderScorer(model, _info(spec, kind, model, resolved_device, precision))
         from sentence_transformers import SentenceTransformer
 
         from .bi_encoder import BiEncoderScorer
 
         model = SentenceTransformer(str(directory), **common)
-        return BiEncoderScorer(model, _info(spec, kind, model, resolved_device, torch_dtype))
+        _quantize(model, precision)
+        return BiEncoderScorer(model, _info(spec, kind, model, resolved_device, precision))
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -148,7 +151,13 @@ def load_scorer(
         raise ModelLoadError(f"cannot load {spec.source} as a {kind.value}: {first_line}") from exc
 
 
-def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, dtype: object) -> ModelInfo:
+def _quantize(model: Any, precision: Precision) -> None:
+    if precision.quantize_int8:
+        model.eval()
+        quantize_linear_int8(model)
+
+
+def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, precision: Precision) -> ModelInfo:
     max_len = getattr(model, "max_seq_length", None) or 512
     return ModelInfo(
         name=spec.name,
@@ -156,5 +165,5 @@ def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, dtype: o
         source=spec.source,
         max_seq_length=int(max_len),
         device=str(getattr(model, "device", device)),
-        dtype=dtype_name(dtype),  # type: ignore[arg-type]
+        dtype=precision.name,
     )

@@ -13,7 +13,7 @@ import pytest
 from rerank_client.loadtest.callers import StreamCaller, UnaryCaller
 from rerank_client.loadtest.corpus import Corpus
 from rerank_client.loadtest.report import build_report, percentile
-from rerank_client.loadtest.runner import closed_loop, open_loop
+from rerank_client.loadtest.runner import RequestPool, closed_loop, open_loop
 from rerank_client.loadtest.sweep import saturation_step, sweep_rates
 from rerank_client.loadtest.workload import Workload, parse_range
 from rerank_server.config import BatchingConfig
@@ -46,7 +46,7 @@ def test_report_counts_match_what_the_server_counted(cross_scorer: Any, caller_k
         async def go() -> Any:
             caller = caller_kind([running.target], timeout=30.0)
             try:
-                return await closed_loop(caller, workload, concurrency=4, duration=None, requests=40, seed=3)
+                return await closed_loop(caller, RequestPool(workload, 3).next, concurrency=4, duration=None, requests=40)
             finally:
                 await caller.aclose()
 
@@ -72,7 +72,7 @@ def test_open_loop_keeps_its_rate_when_the_server_is_slower(bi_scorer: Any) -> N
         async def go() -> Any:
             caller = UnaryCaller([running.target], timeout=30.0)
             try:
-                return await open_loop(caller, workload, rate=rate, duration=duration, requests=None, drain_s=1.0, seed=5)
+                return await open_loop(caller, RequestPool(workload, 5).next, rate=rate, duration=duration, requests=None, drain_s=1.0, seed=5)
             finally:
                 await caller.aclose()
 

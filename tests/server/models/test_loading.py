@@ -97,3 +97,20 @@ def test_an_xlm_roberta_reranker_loads_the_same_way(tmp_path: Path) -> None:
     assert scorer.info.kind is ModelKind.CROSS_ENCODER
     plan = scorer.plan_rerank("a query", ["one document", "another document"])
     assert len(scorer.run_batch(plan.items)) == 2
+
+
+def test_precisions(tiny_cross_encoder: Path) -> None:
+    from rerank_server.models.device import cpu_has_fast_bf16, resolve_precision
+
+    auto = resolve_precision("auto", "cpu")
+    assert auto.name == ("bfloat16" if cpu_has_fast_bf16() else "float32")
+    assert resolve_precision("auto", "cuda").name == "float16"
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_precision("int8", "cuda")
+    pairs = [("a query about plants", "plants turn light into sugar"), ("a query", "another text")]
+    reference = load_scorer(parse_model_arg(f"x={tiny_cross_encoder}"), device="cpu", dtype="float32")
+    for dtype in ("bfloat16", "int8"):
+        scorer = load_scorer(parse_model_arg(f"x={tiny_cross_encoder}"), device="cpu", dtype=dtype)
+        assert scorer.info.dtype == dtype
+        got = scorer.run_batch(pairs)
+        assert got == pytest.approx(reference.run_batch(pairs), abs=0.05)
