@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from types import TracebackType
+from typing import Any
+
+from rerank_server.process import ServerProcess as _ServerProcess
 
 BIN = Path(sys.executable).parent
 
@@ -24,54 +23,9 @@ def offline_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
 
 
-class ServerProcess:
-    """``rerank-server`` in a child process on a free loopback port; waits for its ready line."""
-
-    def __init__(self, *args: str, ready_timeout: float = 120.0) -> None:
-        self.args = ["--host", "127.0.0.1", "--port", "0", *args]
-        self.ready_timeout = ready_timeout
-        self.target = ""
-        self.output: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> ServerProcess:
-        self.proc = subprocess.Popen(
-            [command("rerank-server"), *self.args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=offline_env(),
-        )
-        threading.Thread(target=self._pump, daemon=True).start()
-        while True:
-            try:
-                line = self._lines.get(timeout=self.ready_timeout)
-            except queue.Empty:
-                raise TimeoutError(f"server not ready after {self.ready_timeout}s:\n{''.join(self.output)}") from None
-            if line is None:
-                raise RuntimeError(f"server exited before it was ready:\n{''.join(self.output)}")
-            if line.startswith("rerank-server ready on "):
-                self.target = line.split()[-1]
-                return self
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def terminate(self, timeout: float = 60.0) -> int:
-        """SIGTERM, then wait for the exit code."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
+def ServerProcess(*args: str, **kwargs: Any) -> _ServerProcess:
+    """A server process with the tests' offline environment."""
+    return _ServerProcess(*args, env=offline_env(), **kwargs)
 
 
 def run_cli(*args: str, stdin: str | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..models.bundled import bundled_model_dir
 
 MAX_LENGTH = 512  # ms-marco-MiniLM-L-6-v2 reads up to 512 tokens
+TINY_MAX_LENGTH = 128
 
 
 def build_minilm_cross_encoder(directory: Path, seed: int = 0) -> Path:
@@ -44,6 +45,7 @@ def build_minilm_cross_encoder(directory: Path, seed: int = 0) -> Path:
 
 
 def flops_per_pair(tokens: int, layers: int = 6, hidden: int = 384, intermediate: int = 1536) -> float:
+    # Defaults: ms-marco-MiniLM-L-6-v2 (and all-MiniLM-L6-v2).
     """Forward FLOPs of one BERT pass over ``tokens`` tokens (2 per multiply-add).
 
     Per layer: Q, K, V and output projections (4 h^2 per token), the feed-forward pair (2 h i per
@@ -51,3 +53,79 @@ def flops_per_pair(tokens: int, layers: int = 6, hidden: int = 384, intermediate
     """
     per_token = layers * (2 * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * 2 * tokens * hidden)
     return float(per_token * tokens)
+
+
+def fit_head_to_bi_encoder(model_dir: Path, pairs: list[tuple[str, str]]) -> float:
+    """Fit the fresh head by least squares to the bundled bi-encoder's cosine scores on ``pairs``.
+
+    A random head scores every pair about the same, so any rounding reorders its rankings and says
+    nothing about how a trained reranker would fare in lower precision. Fitted to a trained model's
+    judgement, the head ranks meaningfully while the model's cost stays exactly that of ms-marco-MiniLM-L-6-v2.
+    Returns the Spearman correlation of the fitted scores with the targets.
+    """
+    import numpy as np
+    import torch
+    from scipy.stats import spearmanr
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    encoder = SentenceTransformer(str(bundled_model_dir()), device="cpu")
+    queries = encoder.encode([q for q, _ in pairs], normalize_embeddings=True, batch_size=32)
+    documents = encoder.encode([d for _, d in pairs], normalize_embeddings=True, batch_size=32)
+    targets = 10.0 * np.einsum("ij,ij->i", queries, documents)
+
+    cross = CrossEncoder(str(model_dir), device="cpu")
+    hf = cross.model
+    pooled = []
+    with torch.inference_mode():
+        for start in range(0, len(pairs), 16):
+            chunk = pairs[start : start + 16]
+            features = cross.tokenizer(
+                [q for q, _ in chunk], [d for _, d in chunk], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+            )
+            pooled.append(hf.bert(**features).pooler_output.numpy())
+    design = np.concatenate(pooled)
+    design = np.hstack([design, np.ones((len(design), 1), dtype=design.dtype)])
+    solution, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    with torch.no_grad():
+        hf.classifier.weight.copy_(torch.from_numpy(solution[:-1][None, :].astype(np.float32)))
+        hf.classifier.bias.copy_(torch.tensor([solution[-1]], dtype=torch.float32))
+    cross.save_pretrained(str(model_dir))
+    return float(spearmanr(design @ solution, targets).statistic)
+
+
+def build_tiny_cross_encoder(directory: Path, seed: int = 0, activation: str = "identity") -> Path:
+    """Save a 2-layer BERT cross-encoder (one output label) to ``directory`` and return it: for tests and
+    the benchmark's smoke run, where only the code path matters, not the cost.
+
+    ``activation`` is what the model is saved with: "identity" like the ms-marco models (raw logits),
+    or "sigmoid", sentence-transformers' default for a one-label model.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_dir(verify=False)))
+    tokenizer.model_max_length = TINY_MAX_LENGTH
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
+    torch.manual_seed(seed)
+    raw = directory / "hf"
+    BertForSequenceClassification(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    act = torch.nn.Identity() if activation == "identity" else torch.nn.Sigmoid()
+    model = CrossEncoder(str(raw), activation_fn=act, device="cpu")
+    # Scale up the random head so that scores spread out and rankings are not ties of near-zero values.
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and module.out_features == 1:
+                module.weight.mul_(50.0)
+    out = directory / "cross-encoder"
+    model.save_pretrained(str(out))
+    return out

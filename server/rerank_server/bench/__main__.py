@@ -1,0 +1,201 @@
+"""``rerank-bench``: every comparison of the benchmark, side by side in one run, as one table.
+
+    rerank-bench                 # the full run: ms-marco-MiniLM-L-6-v2's cost, a few minutes on a CPU
+    rerank-bench --smoke         # seconds, on a tiny model: proves the benchmark still works (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .model import build_minilm_cross_encoder, build_tiny_cross_encoder, fit_head_to_bi_encoder, flops_per_pair
+from .table import Row, markdown_table
+from .workload import pairs_of, requests
+
+log = logging.getLogger("rerank_server.bench")
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _step(message: str) -> Callable[[], None]:
+    """Print what is being measured (the progress of a minutes-long run) and time it."""
+    start = time.perf_counter()
+    print(f"  {message} ...", end="", file=sys.stderr, flush=True)
+    return lambda: print(f" {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every comparison; returns the JSON document (also written to --out)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from ..models.device import cpu_has_fast_bf16, resolve_device
+    from ..models.tokens import TokenCounter
+    from .measure import drive_closed, drive_open, inprocess, ranking_agreement, running_server
+
+    device = resolve_device(args.device)
+    smoke = args.smoke
+    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    done = _step("building the model")
+    if smoke:
+        model_dir = build_tiny_cross_encoder(cache / "tiny")
+        head_fit = None
+    else:
+        fresh = not (cache / "minilm-l6-cross-encoder" / "config.json").is_file()
+        model_dir = build_minilm_cross_encoder(cache)
+        head_fit = fit_head_to_bi_encoder(model_dir, pairs_of(requests(24, (10, 20), seed=99))) if fresh else None
+    done()
+
+    big = requests(args.requests, (10, 100), seed=args.seed)
+    small = requests(args.requests * 16, (1, 4), seed=args.seed + 1)
+    big_pairs = pairs_of(big)
+    sizes = [len(s.documents) for s in big]
+    duration = 1.0 if smoke else args.duration
+
+    fp32 = CrossEncoder(str(model_dir), device=device, model_kwargs={"dtype": torch.float32})
+    counter = TokenCounter(fp32.tokenizer, fp32.max_seq_length)
+    lengths = [min(q + d + counter.pair_specials, counter.max_length) for q, d in zip(counter.lengths([q for q, _ in big_pairs]), counter.lengths([d for _, d in big_pairs]))]
+    mean_tokens = sum(lengths) / len(lengths)
+    config = fp32.model.config
+    shape = {"layers": config.num_hidden_layers, "hidden": config.hidden_size, "intermediate": config.intermediate_size}
+    mean_flops = sum(flops_per_pair(n, **shape) for n in lengths) / len(lengths)
+    results: dict[str, Any] = {"machine": _machine(), "device": device, "smoke": smoke, "pairs": len(big_pairs), "mean_pair_tokens": round(mean_tokens, 1)}
+    if head_fit is not None:
+        results["head_fit_spearman_vs_bi_encoder"] = round(head_fit, 3)
+
+    # 1. In-process predict: the best batch size, then the full set at it.
+    sweep = {}
+    subset = big_pairs[: max(32, len(big_pairs) // 4)]
+    for batch_size in (8, 16, 32, 64):
+        done = _step(f"in-process predict, batch {batch_size}")
+        sweep[batch_size] = inprocess(fp32, subset, lengths[: len(subset)], batch_size, f"predict bs={batch_size}", shape)[0].pairs_per_s
+        done()
+    best_bs = max(sweep, key=lambda b: sweep[b])
+    done = _step(f"in-process predict over all {len(big_pairs)} pairs, batch {best_bs}")
+    base, ref_scores = inprocess(fp32, big_pairs, lengths, best_bs, "in-process predict, fp32", shape)
+    done()
+    results["inprocess_batch_sweep_pairs_per_s"] = {str(k): round(v, 2) for k, v in sweep.items()}
+
+    limits = ["--max-batch-size", str(best_bs), "--max-batch-tokens", str(best_bs * 512), "--max-wait-ms", "5"]
+    rows: list[Row] = []
+    measured: dict[str, Any] = {"inprocess_fp32": base.to_dict()}
+
+    def serve(label: str, flags: Sequence[str], specs: Any, concurrency: int) -> Any:
+        done = _step(f"server: {label}")
+        with running_server(model_dir, "--device", device, *flags) as target:
+            out = drive_closed(target, specs, concurrency, duration, label, mean_flops, mean_tokens)
+        done()
+        measured[label] = {**out[0].to_dict(), "latency_ms": out[1].latency_ms, "by_code": out[1].by_code}
+        return out
+
+    server_fp32, _ = serve("server fp32, length batching", ["--dtype", "float32", *limits], big, 8)
+    rows.append(Row("1. server vs in-process predict at its best batch size", server_fp32.label, base.label, "pairs/s", server_fp32.pairs_per_s, base.pairs_per_s, 0.95))
+
+    small_batched, _ = serve("server, 64 callers x 1-4 docs", ["--dtype", "float32", *limits], small, 64)
+    small_naive, _ = serve("naive: one predict per request, 64 callers", ["--dtype", "float32", "--batching", "none", *limits], small, 64)
+    rows.append(Row("2. many small requests: batching vs one predict per request", small_batched.label, small_naive.label, "pairs/s", small_batched.pairs_per_s, small_naive.pairs_per_s, 3.0 if device.startswith("cuda") else 1.3))
+
+    arrival, _ = serve("server fp32, first-come count batching", ["--dtype", "float32", "--batching", "arrival", *limits], big, 8)
+    rows.append(Row("3. length-aware token batching vs first-come count batching", server_fp32.label, arrival.label, "pairs/s", server_fp32.pairs_per_s, arrival.pairs_per_s, 1.3))
+
+    # 4. Precision, in-process on the same pairs: speed and ranking agreement with fp32.
+    precisions: dict[str, Any] = {}
+    variants = ["float16"] if device.startswith("cuda") else (["bfloat16"] if cpu_has_fast_bf16() or smoke else []) + ["int8"]
+    if device.startswith("cuda"):
+        variants.append("bfloat16")
+    from ..models import load_scorer, parse_model_arg
+
+    for name in variants:
+        done = _step(f"in-process predict, {name}")
+        scorer = load_scorer(parse_model_arg(f"bench={model_dir}"), device=device, dtype=name)
+        tp, scores = inprocess(scorer.model, big_pairs, lengths, best_bs, f"in-process predict, {name}", shape)
+        done()
+        agreement = ranking_agreement(ref_scores, scores, sizes)
+        precisions[name] = {**tp.to_dict(), **{k: round(v, 4) for k, v in agreement.items()}, "speedup_vs_fp32": round(tp.pairs_per_s / base.pairs_per_s, 3)}
+        rows.append(Row("4. precision vs fp32 (in-process)", f"{name} (Spearman {agreement['spearman']:.3f}, top-10 {agreement['top10_overlap']:.2f})", "fp32", "pairs/s", tp.pairs_per_s, base.pairs_per_s, 2.5))
+    results["precision"] = precisions
+    safe = [n for n, p in precisions.items() if p["spearman"] >= 0.99]
+    fastest_safe = max(safe, key=lambda n: precisions[n]["pairs_per_s"], default="float32")
+    results["best_safe_precision"] = fastest_safe
+
+    # 5. Latency in open loop at 50% and 80% of the server's measured maximum, at the best safe precision.
+    label = f"server {fastest_safe}, length batching"
+    done = _step(f"server: {label}, max throughput and open-loop latency")
+    with running_server(model_dir, "--device", device, "--dtype", fastest_safe, *limits) as target:
+        best_server, best_report = drive_closed(target, big, 8, duration, label, mean_flops, mean_tokens)
+        latency = {}
+        if not args.skip_latency:
+            for share in (0.5, 0.8):
+                rate = share * best_report.requests_per_s
+                report = drive_open(target, big, rate, duration * 1.5, seed=args.seed)
+                latency[f"{int(share * 100)}%"] = {"rate": round(rate, 3), "achieved_req_per_s": round(report.requests_per_s, 3), **{k: round(v, 1) for k, v in report.latency_ms.items()}}
+    done()
+    measured[label] = best_server.to_dict()
+    results["latency_open_loop"] = latency
+    if fastest_safe != "float32":
+        tp = precisions[fastest_safe]
+        rows.append(Row("1b. server vs in-process at the same precision", label, f"in-process predict, {fastest_safe}", "pairs/s", best_server.pairs_per_s, tp["pairs_per_s"], 0.95))
+
+    # 6. Model FLOPs utilisation: useful FLOP/s of the server against the best in-process run.
+    rows.append(Row("6. achieved model FLOP/s (fp32): server vs in-process", server_fp32.label, base.label, "GFLOP/s", server_fp32.gflops_per_s, base.gflops_per_s, None))
+    results["measured"] = measured
+    results["rows"] = [r.to_dict() for r in rows]
+    results["table"] = markdown_table(rows, latency)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``rerank-bench``."""
+    parser = argparse.ArgumentParser(prog="rerank-bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds on a tiny model: checks the benchmark works, measures nothing")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default %(default)s)")
+    parser.add_argument("--requests", type=int, default=16, help="rerank requests (10-100 documents each) in the workload; small-request runs use 16x as many (default %(default)s)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds each server run is driven (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="workload seed (default %(default)s)")
+    parser.add_argument("--skip-latency", action="store_true", help="skip the open-loop latency runs")
+    parser.add_argument("--model-dir", help="where to build (and reuse) the benchmark model (default: a temporary directory)")
+    parser.add_argument("--out", default="bench-results", help="directory for results.json and results.md (default %(default)s)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.requests = min(args.requests, 3)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    print(f"rerank-bench ({'smoke' if args.smoke else 'full'} run)", file=sys.stderr)
+    results = run(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    machine = results["machine"]
+    header = f"Machine: {machine['cpu']}, {machine['cores']} cores" + (f", {machine['gpu']}" if machine["gpu"] else "") + f"; torch {machine['torch']}; device {results['device']}\n\n"
+    (out / "results.md").write_text(header + results["table"])
+    print(header + results["table"])
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

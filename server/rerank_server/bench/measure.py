@@ -1,0 +1,131 @@
+"""Timed runs: the model in-process, and the server driven over loopback by the load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rerank_client.loadtest.callers import UnaryCaller
+from rerank_client.loadtest.report import Report, build_report
+from rerank_client.loadtest.runner import closed_loop, open_loop
+from rerank_client.loadtest.workload import RequestSpec
+
+from ..process import ServerProcess
+from .model import flops_per_pair
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Pairs scored over a timed span, and the useful model FLOPs they took."""
+
+    label: str
+    pairs: int
+    tokens: int
+    seconds: float
+    flops: float
+
+    @property
+    def pairs_per_s(self) -> float:
+        """Pairs per second."""
+        return self.pairs / self.seconds
+
+    @property
+    def gflops_per_s(self) -> float:
+        """Useful (unpadded) model GFLOP per second."""
+        return self.flops / self.seconds / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "label": self.label,
+            "pairs": self.pairs,
+            "tokens": self.tokens,
+            "seconds": round(self.seconds, 3),
+            "pairs_per_s": round(self.pairs_per_s, 2),
+            "gflops_per_s": round(self.gflops_per_s, 2),
+        }
+
+
+def inprocess(
+    model: Any, pairs: Sequence[tuple[str, str]], lengths: Sequence[int], batch_size: int, label: str, shape: dict[str, int]
+) -> tuple[Throughput, np.ndarray]:
+    """``CrossEncoder.predict`` over ``pairs`` at ``batch_size`` (after a warm-up batch); ``shape`` is the
+    model's layers, hidden and intermediate sizes, for counting FLOPs."""
+    model.predict(list(pairs[:batch_size]), batch_size=batch_size, show_progress_bar=False)
+    start = time.perf_counter()
+    scores = model.predict(list(pairs), batch_size=batch_size, show_progress_bar=False)
+    seconds = time.perf_counter() - start
+    flops = sum(flops_per_pair(n, **shape) for n in lengths)
+    return Throughput(label, len(pairs), sum(lengths), seconds, flops), np.asarray(scores, dtype=np.float64)
+
+
+def server_env() -> dict[str, str]:
+    """The server process's environment: offline, quiet."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false", "RERANK_LOG_LEVEL": "WARNING"}
+
+
+@contextlib.contextmanager
+def running_server(model_dir: Path, *flags: str) -> Iterator[str]:
+    """A ``rerank-server`` process serving ``model_dir`` as "bench"; yields its target."""
+    with ServerProcess("--model", f"bench=cross-encoder:{model_dir}", *flags, env=server_env(), ready_timeout=300) as server:
+        yield server.target
+
+
+def drive_closed(target: str, specs: Sequence[RequestSpec], concurrency: int, duration: float, label: str, mean_pair_flops: float, mean_pair_tokens: float) -> tuple[Throughput, Report]:
+    """Closed-loop load cycling through ``specs`` for ``duration`` seconds (after one warm-up request)."""
+
+    async def go() -> Any:
+        caller = UnaryCaller([target], timeout=600.0)
+        try:
+            await caller.call(specs[0], 0.0)  # warm-up: first-call costs are not throughput
+            cycle = itertools.cycle(specs)
+            return await closed_loop(caller, lambda: next(cycle), concurrency=concurrency, duration=duration, requests=None)
+        finally:
+            await caller.aclose()
+
+    run = asyncio.run(go())
+    report = build_report(run, [target])
+    pairs = sum(s.pairs for s in run.samples if s.code == "OK")
+    throughput = Throughput(label, pairs, round(pairs * mean_pair_tokens), run.wall_s, pairs * mean_pair_flops)
+    return throughput, report
+
+
+def drive_open(target: str, specs: Sequence[RequestSpec], rate: float, duration: float, seed: int) -> Report:
+    """Open-loop Poisson load at ``rate`` requests/s for ``duration`` seconds."""
+
+    async def go() -> Any:
+        caller = UnaryCaller([target], timeout=600.0)
+        try:
+            cycle = itertools.cycle(specs)
+            return await open_loop(caller, lambda: next(cycle), rate=rate, duration=duration, requests=None, drain_s=120.0, seed=seed)
+        finally:
+            await caller.aclose()
+
+    return build_report(asyncio.run(go()), [target])
+
+
+def ranking_agreement(reference: np.ndarray, other: np.ndarray, sizes: Sequence[int], k: int = 10) -> dict[str, float]:
+    """Mean per-request Spearman correlation and top-``k`` overlap of two score vectors over the same pairs."""
+    from scipy.stats import spearmanr
+
+    rhos, overlaps = [], []
+    start = 0
+    for size in sizes:
+        a, b = reference[start : start + size], other[start : start + size]
+        start += size
+        if size < 2:
+            continue
+        rho = spearmanr(a, b).statistic
+        rhos.append(1.0 if np.isnan(rho) else float(rho))
+        top = min(k, size)
+        overlaps.append(len(set(np.argsort(-a)[:top]) & set(np.argsort(-b)[:top])) / top)
+    return {"spearman": float(np.mean(rhos)), f"top{k}_overlap": float(np.mean(overlaps))}

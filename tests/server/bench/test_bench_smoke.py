@@ -1,0 +1,28 @@
+"""The benchmark's smoke run: every comparison runs end to end (on a tiny model) and reports. No speed is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.processes import offline_env
+
+
+def test_smoke_run_writes_every_comparison(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rerank_server.bench", "--smoke", "--skip-latency", "--out", str(tmp_path), "--model-dir", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=offline_env(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    comparisons = {row["comparison"].split(".")[0] for row in results["rows"]}
+    assert {"1", "2", "3", "4", "6"} <= comparisons
+    for row in results["rows"]:
+        assert row["value"] > 0 and row["baseline_value"] > 0
+    assert set(results["inprocess_batch_sweep_pairs_per_s"]) == {"8", "16", "32", "64"}
+    assert "| comparison |" in (tmp_path / "results.md").read_text()
