@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,10 +14,15 @@ class TokenCounter:
     Texts are tokenized without special tokens and without truncation (to know their true length);
     the special tokens a pair or a single text adds are counted once from the tokenizer itself, so
     BERT ([CLS] q [SEP] d [SEP]) and XLM-RoBERTa (<s> q </s></s> d </s>) are both exact.
+
+    It counts with its own copy of the tokenizer, one call at a time: a fast tokenizer keeps its
+    truncation and padding settings as state, so counting (no truncation) on the model's own instance
+    while the model thread tokenizes a batch (with truncation) breaks the batch.
     """
 
     def __init__(self, tokenizer: Any, max_length: int) -> None:
-        self._tokenizer = tokenizer
+        self._tokenizer = copy.deepcopy(tokenizer)
+        self._lock = threading.Lock()
         self.max_length = max_length
         self.pair_specials = int(tokenizer.num_special_tokens_to_add(pair=True))
         self.single_specials = int(tokenizer.num_special_tokens_to_add(pair=False))
@@ -24,7 +31,8 @@ class TokenCounter:
         """Tokens in each text without special tokens or truncation."""
         if not texts:
             return []
-        encoded = self._tokenizer(
-            list(texts), add_special_tokens=False, truncation=False, verbose=False, return_attention_mask=False
-        )
+        with self._lock:
+            encoded = self._tokenizer(
+                list(texts), add_special_tokens=False, truncation=False, verbose=False, return_attention_mask=False
+            )
         return [len(ids) for ids in encoded["input_ids"]]

@@ -41,3 +41,26 @@ def test_normalize_raw_and_sigmoid(cross_scorer: Any) -> None:
     raw = np.array([-50.0, 0.0, 3.0], dtype=np.float32)
     np.testing.assert_array_equal(cross_scorer.normalize(raw, Normalization.RAW), raw)
     np.testing.assert_allclose(cross_scorer.normalize(raw, Normalization.SIGMOID), [0.0, 0.5, 1 / (1 + np.exp(-3))], atol=1e-7)
+
+
+def test_planning_while_the_model_runs_shares_no_tokenizer_state(cross_scorer: Any) -> None:
+    """Requests are tokenized on worker threads while the model thread tokenizes its batch: a fast
+    tokenizer's truncation settings are state, so sharing one instance broke batches under load."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rerank_client.loadtest.corpus import Corpus
+
+    corpus, rng = Corpus.builtin(), random.Random(0)
+    requests = [(corpus.query(rng), [corpus.document(rng) for _ in range(rng.randint(1, 4))]) for _ in range(300)]
+
+    def plan(request: tuple[str, list[str]]) -> object:
+        return cross_scorer.plan_rerank(*request)
+
+    def score(request: tuple[str, list[str]]) -> object:
+        return cross_scorer.run_batch([(request[0], d) for d in request[1]])
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(plan if i % 2 else score, r) for i, r in enumerate(requests)]
+        for future in futures:
+            future.result()  # raises if a batch was tokenized with the counter's settings
