@@ -52,7 +52,7 @@ def test_planning_while_the_model_runs_shares_no_tokenizer_state(cross_scorer: A
     from rerank_client.loadtest.corpus import Corpus
 
     corpus, rng = Corpus.builtin(), random.Random(0)
-    requests = [(corpus.query(rng), [corpus.document(rng) for _ in range(rng.randint(1, 4))]) for _ in range(300)]
+    requests = [(corpus.query(rng), [corpus.document(rng) for _ in range(rng.randint(2, 8))]) for _ in range(1500)]
 
     def plan(request: tuple[str, list[str]]) -> object:
         return cross_scorer.plan_rerank(*request)
