@@ -83,9 +83,12 @@ def fit_head_to_bi_encoder(model_dir: Path, pairs: list[tuple[str, str]]) -> flo
                 [q for q, _ in chunk], [d for _, d in chunk], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
             )
             pooled.append(hf.bert(**features).pooler_output.numpy())
-    design = np.concatenate(pooled)
-    design = np.hstack([design, np.ones((len(design), 1), dtype=design.dtype)])
-    solution, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    design = np.concatenate(pooled).astype(np.float64)
+    design = np.hstack([design, np.ones((len(design), 1))])
+    # Ridge, not plain least squares: with about as many pairs as features an exact fit has huge,
+    # cancelling weights that turn any rounding (bf16, int8) into reordered rankings.
+    ridge = 1e-2 * np.trace(design.T @ design) / design.shape[1]
+    solution = np.linalg.solve(design.T @ design + ridge * np.eye(design.shape[1]), design.T @ targets)
     with torch.no_grad():
         hf.classifier.weight.copy_(torch.from_numpy(solution[:-1][None, :].astype(np.float32)))
         hf.classifier.bias.copy_(torch.tensor([solution[-1]], dtype=torch.float32))

@@ -71,5 +71,10 @@ def resolve_precision(requested: str, device: str) -> Precision:
 
 
 def quantize_linear_int8(module: torch.nn.Module) -> None:
-    """Replace ``module``'s nn.Linear layers, in place, by dynamically quantized int8 ones (VNNI on x86)."""
-    torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    """Replace ``module``'s transformer nn.Linear layers, in place, by dynamically quantized int8 ones.
+
+    The scoring head (a Linear with a handful of outputs) stays in float: it is nearly free to run and
+    its rounding would move every score directly.
+    """
+    names = {name for name, m in module.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features > 8}
+    torch.ao.quantization.quantize_dynamic(module, names, dtype=torch.qint8, inplace=True)
