@@ -13,15 +13,18 @@ from .models.device import PRECISIONS
 from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
 
 DEFAULT_PORT = 50051
+# Batch limits per device kind when the flags are not given: (max pairs, max padded tokens).
+DEVICE_BATCH_LIMITS = {"cpu": (16, 2048), "cuda": (64, 32768), "mps": (32, 8192)}
 BATCHING_STRATEGIES = ("length", "arrival", "none")
 
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """Batching limits applied to every served model."""
+    """Batching limits applied to every served model. The defaults are the CPU ones (see README, Benchmarks:
+    on a CPU, batches of 1-2k padded tokens run fastest; bigger ones only add latency)."""
 
-    max_batch_size: int = 32
-    max_batch_tokens: int = 16384
+    max_batch_size: int = 16
+    max_batch_tokens: int = 2048
     max_wait_ms: float = 5.0
     max_queued_pairs: int = 8192
     strategy: str = "length"  # "length", "arrival" or "none"; see --batching
@@ -125,12 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     batching = parser.add_argument_group("batching (per model)")
-    batching.add_argument("--max-batch-size", type=int, default=int(_env("MAX_BATCH_SIZE", str(b.max_batch_size))), help="a batch closes at this many pairs (default %(default)s)")
+    size_env, tokens_env = _env("MAX_BATCH_SIZE", ""), _env("MAX_BATCH_TOKENS", "")
+    batching.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=int(size_env) if size_env else None,
+        help="a batch closes at this many pairs (default: 16 on CPU, 64 on CUDA, 32 on MPS)",
+    )
     batching.add_argument(
         "--max-batch-tokens",
         type=int,
-        default=int(_env("MAX_BATCH_TOKENS", str(b.max_batch_tokens))),
-        help="...or at this many padded tokens, pairs x longest pair (default %(default)s)",
+        default=int(tokens_env) if tokens_env else None,
+        help="...or at this many padded tokens, pairs x longest pair (default: 2048 on CPU, 32768 on CUDA, 8192 on MPS)",
     )
     batching.add_argument(
         "--max-wait-ms",
@@ -159,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _device_limits(device: str) -> tuple[int, int]:
+    """Default (max pairs, max padded tokens) for the device ``--device`` resolves to."""
+    from .models.device import resolve_device
+
+    try:
+        kind = resolve_device(device).split(":")[0]
+    except ValueError:
+        kind = "cpu"  # the model load reports the bad --device with its fix
+    return DEVICE_BATCH_LIMITS.get(kind, DEVICE_BATCH_LIMITS["cpu"])
+
+
 def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     """Parse ``argv`` into a ServerConfig; bad values exit with a usage message naming the flag."""
     parser = build_parser()
@@ -166,8 +186,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     raw_models = args.models or args._env_models or [DEFAULT_MODEL]
     try:
         specs = tuple(parse_model_arg(m) for m in raw_models)
+        size, tokens = _device_limits(args.device)
         batching = BatchingConfig(
-            args.max_batch_size, args.max_batch_tokens, args.max_wait_ms, args.max_queued_pairs, args.batching
+            args.max_batch_size or size, args.max_batch_tokens or tokens, args.max_wait_ms, args.max_queued_pairs, args.batching
         )
         batching.policy()  # validates the limits
     except ValueError as exc:
