@@ -7,6 +7,7 @@
 """
 
 from .aio import AsyncRerankClient
+from .channel import Tls
 from .client import RerankClient
 from .types import (
     BatchingLimits,
@@ -31,5 +32,6 @@ __all__ = [
     "RerankResult",
     "ScoreResult",
     "Timing",
+    "Tls",
     "Usage",
 ]

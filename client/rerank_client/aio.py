@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from . import convert
 from ._pb import rerank_pb2 as pb
 from ._pb import rerank_pb2_grpc as pb_grpc
+from .channel import Tls, auth_metadata, channel_options, target_of
 from .client import DEFAULT_MAX_MESSAGE_BYTES, Metadata
 from .types import ModelList, RerankResult, ScoreResult
 
@@ -25,16 +26,24 @@ class AsyncRerankClient:
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         timeout: float | None = 30.0,
         metadata: Metadata = (),
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        tls: Tls | None = None,
+        retries: int = 3,
     ) -> None:
-        self.target = target
+        self.target = target_of(target)
         self.timeout = timeout
-        self.metadata = tuple(metadata)
-        self._channel = grpc.aio.insecure_channel(target, options=convert.channel_options(max_message_bytes))
+        self.metadata = tuple(metadata) + auth_metadata(token)
+        options = channel_options(max_message_bytes, retries)
+        self._channel = (
+            grpc.aio.secure_channel(self.target, tls.credentials(), options=options)
+            if tls
+            else grpc.aio.insecure_channel(self.target, options=options)
+        )
         self._stub = pb_grpc.RerankerStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from .channel import Tls
 from .client import RerankClient
 from .types import RerankError, RerankResult
 
@@ -25,8 +27,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="metadata sent with the call, e.g. authorization='Bearer TOKEN'; may repeat",
+        help="metadata sent with the call; may repeat",
     )
+    parser.add_argument("--token", default=os.environ.get("RERANK_TOKEN"), help="bearer token for a server with --auth-token-file (default: $RERANK_TOKEN)")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CAs (implied by --tls-ca)")
+    parser.add_argument("--tls-ca", help="PEM CA bundle to trust for the server's certificate")
+    parser.add_argument("--tls-cert", help="PEM client certificate, for a server that requires mutual TLS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +91,8 @@ def _metadata(headers: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _client(args: argparse.Namespace) -> RerankClient:
-    return RerankClient(args.target, timeout=args.timeout, metadata=_metadata(args.header))
+    tls = Tls(args.tls_ca, args.tls_cert, args.tls_key) if (args.tls or args.tls_ca or args.tls_cert) else None
+    return RerankClient(args.target, timeout=args.timeout, metadata=_metadata(args.header), token=args.token, tls=tls)
 
 
 def _read_lines(stream: TextIO) -> list[str]:

@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import convert
+from .channel import Tls, auth_metadata, channel_options, target_of
 from ._pb import rerank_pb2 as pb
 from ._pb import rerank_pb2_grpc as pb_grpc
 from .types import ModelList, RerankError, RerankResult, ScoreResult
@@ -23,26 +24,39 @@ class RerankClient:
     """A blocking client for one rerank-grpc server (or a load-balanced name).
 
     Args:
-        target: ``host:port`` (or any gRPC target such as ``dns:///name:port``).
+        target: ``host:port``, any gRPC target such as ``dns:///name:port``, or a list of ``ip:port``;
+            several addresses (listed or resolved) are balanced round-robin.
         timeout: default deadline of every call in seconds; None waits without limit.
-        metadata: (key, value) pairs sent with every call, e.g. an authorization header.
+        metadata: (key, value) pairs sent with every call.
         max_message_bytes: largest message this client sends or accepts.
+        token: a bearer token for servers started with --auth-token-file.
+        tls: TLS settings (:class:`rerank_client.channel.Tls`); None connects in plaintext.
+        retries: how often a call that failed with UNAVAILABLE (nothing ran: a replica went away) is
+            sent again, with exponential backoff, possibly to another replica.
 
     Every method raises :class:`RerankError` (with ``.code``, a ``grpc.StatusCode``) when a call fails.
     """
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         timeout: float | None = 30.0,
         metadata: Metadata = (),
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        tls: Tls | None = None,
+        retries: int = 3,
     ) -> None:
-        self.target = target
+        self.target = target_of(target)
         self.timeout = timeout
-        self.metadata = tuple(metadata)
-        self._channel = grpc.insecure_channel(target, options=convert.channel_options(max_message_bytes))
+        self.metadata = tuple(metadata) + auth_metadata(token)
+        options = channel_options(max_message_bytes, retries)
+        self._channel = (
+            grpc.secure_channel(self.target, tls.credentials(), options=options)
+            if tls
+            else grpc.insecure_channel(self.target, options=options)
+        )
         self._stub = pb_grpc.RerankerStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

@@ -149,11 +149,3 @@ def as_error(exc: grpc.RpcError, target: str) -> RerankError:
     if code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "unavailable" in details.lower()):
         details = f"cannot reach {target}: is rerank-server running there? ({details})"
     return RerankError(code, details, target)
-
-
-def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Channel options shared by both clients."""
-    return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-    ]

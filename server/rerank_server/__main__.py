@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .config import ServerConfig, config_from_args
+from .logs import configure as configure_logging
 from .models import ModelLoadError, load_scorer
 from .runtime import ServedModel
 from .service.server import RerankServer
@@ -18,11 +19,11 @@ log = logging.getLogger("rerank_server")
 
 async def run(config: ServerConfig) -> int:
     """Serve until a signal arrives; returns the process exit code."""
-    server = RerankServer(
-        config.host, config.port, max_documents=config.max_documents, max_message_bytes=config.max_message_bytes
-    )
+    server = RerankServer(config)
     await server.start()
     log.info("listening on %s (health: NOT_SERVING until the models are loaded)", server.target)
+    if server.metrics_port is not None:
+        log.info("Prometheus metrics on http://%s:%d/metrics", config.host, server.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,12 +63,10 @@ async def _load_all(server: RerankServer, config: ServerConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``rerank-server`` command."""
     config = config_from_args(argv)
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(config.log_level, config.log_format)
     try:
         code = asyncio.run(run(config))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # a port in use, an unreadable token file: say so, no traceback
         print(f"rerank-server: error: {exc}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

@@ -39,6 +39,45 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """TLS (mutual when a client CA is given) and bearer-token authentication."""
+
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    auth_token_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """HTTP/2 connection management: keepalive pings and a maximum connection age.
+
+    A maximum age makes clients reconnect now and then, so that behind a load balancer or a headless
+    Kubernetes service they re-resolve and spread onto new replicas.
+    """
+
+    keepalive_time_s: float = 60.0
+    keepalive_timeout_s: float = 20.0
+    max_connection_age_s: float | None = None
+    max_connection_age_grace_s: float = 30.0
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """As gRPC channel arguments."""
+        options = [
+            ("grpc.keepalive_time_ms", int(self.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ]
+        if self.max_connection_age_s:
+            options += [
+                ("grpc.max_connection_age_ms", int(self.max_connection_age_s * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(self.max_connection_age_grace_s * 1000)),
+            ]
+        return options
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything ``rerank-server`` is started with."""
 
@@ -53,6 +92,13 @@ class ServerConfig:
     grace_s: float = 30.0
     trust_remote_code: bool = False
     log_level: str = "INFO"
+    log_format: str = "text"
+    log_requests: bool = False
+    max_request_time_s: float | None = None
+    max_concurrent_rpcs: int | None = None
+    security: SecurityConfig = field(default_factory=lambda: SecurityConfig())
+    connections: ConnectionConfig = field(default_factory=lambda: ConnectionConfig())
+    metrics_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -93,7 +139,38 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("MAX_MESSAGE_BYTES", str(d.max_message_bytes))),
         help="largest request or response in bytes; bigger ones fail with RESOURCE_EXHAUSTED (default %(default)s)",
     )
+    net.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=int(_env("MAX_CONCURRENT_RPCS", "0")) or None,
+        help="calls served at once; more are refused at once with RESOURCE_EXHAUSTED (default: no cap beyond the queue)",
+    )
+    net.add_argument(
+        "--max-request-time",
+        type=float,
+        default=float(_env("MAX_REQUEST_TIME", "0")) or None,
+        help="seconds any request may take, whatever deadline its caller set; its queued pairs are dropped after (default: the caller's deadline)",
+    )
+    net.add_argument("--keepalive-time", type=float, default=float(_env("KEEPALIVE_TIME", "60")), help="seconds between keepalive pings on idle connections (default %(default)s)")
+    net.add_argument("--keepalive-timeout", type=float, default=float(_env("KEEPALIVE_TIMEOUT", "20")), help="seconds to wait for a ping's answer before closing the connection (default %(default)s)")
+    net.add_argument(
+        "--max-connection-age",
+        type=float,
+        default=float(_env("MAX_CONNECTION_AGE", "0")) or None,
+        help="close connections after this many seconds so clients re-resolve and spread over new replicas (default: never)",
+    )
+    net.add_argument("--max-connection-age-grace", type=float, default=float(_env("MAX_CONNECTION_AGE_GRACE", "30")), help="seconds an aged connection gets to finish its calls (default %(default)s)")
     net.add_argument("--grace", type=float, default=float(_env("GRACE", str(d.grace_s))), help="seconds to finish in-flight requests on SIGTERM/SIGINT (default %(default)s)")
+
+    sec = parser.add_argument_group("security")
+    sec.add_argument("--tls-cert", default=_env("TLS_CERT", "") or None, help="PEM certificate chain: serve TLS instead of plaintext (with --tls-key)")
+    sec.add_argument("--tls-key", default=_env("TLS_KEY", "") or None, help="PEM private key of --tls-cert")
+    sec.add_argument("--tls-client-ca", default=_env("TLS_CLIENT_CA", "") or None, help="PEM CA bundle: require client certificates signed by it (mutual TLS)")
+    sec.add_argument(
+        "--auth-token-file",
+        default=_env("AUTH_TOKEN_FILE", "") or None,
+        help="file of accepted bearer tokens, one per line (several allow rotation); calls without 'authorization: Bearer TOKEN' fail with UNAUTHENTICATED; health checks stay open",
+    )
 
     models = parser.add_argument_group("models")
     env_models = [m for m in _env("MODELS", "").split(",") if m.strip()]
@@ -164,7 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batching.add_argument("--max-documents", type=int, default=int(_env("MAX_DOCUMENTS", str(d.max_documents))), help="most documents in one Rerank request or pairs in one Score request (default %(default)s)")
 
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default %(default)s)")
+    obs = parser.add_argument_group("observability")
+    obs.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default %(default)s)")
+    obs.add_argument("--log-format", default=_env("LOG_FORMAT", d.log_format), choices=["text", "json"], help="text lines, or one JSON object per line for log collectors (default %(default)s)")
+    obs.add_argument("--log-requests", action="store_true", default=_env("LOG_REQUESTS", "") == "1", help="log every request: method, status, model, pairs, time and request_id")
+    obs.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "-1")),
+        help="serve Prometheus metrics over HTTP at /metrics on this port (0 picks a free one; default: off)",
+    )
     return parser
 
 
@@ -201,6 +287,13 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
             parser.error(f"{flag} must be at least 1, got {value}")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0..65535, got {args.port}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        parser.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--tls-client-ca", args.tls_client_ca), ("--auth-token-file", args.auth_token_file)):
+        if path and not os.path.isfile(path):
+            parser.error(f"{flag} {path}: no such file")
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -213,4 +306,11 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         grace_s=args.grace,
         trust_remote_code=args.trust_remote_code,
         log_level=args.log_level,
+        log_format=args.log_format,
+        log_requests=args.log_requests,
+        max_request_time_s=args.max_request_time,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file),
+        connections=ConnectionConfig(args.keepalive_time, args.keepalive_timeout, args.max_connection_age, args.max_connection_age_grace),
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
     )

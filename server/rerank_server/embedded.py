@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from .config import BatchingConfig
+from .config import BatchingConfig, ServerConfig
 from .models import Scorer
 from .runtime import ServedModel
 from .service.server import RerankServer
@@ -29,11 +29,20 @@ class BackgroundServer:
         max_documents: int = 1000,
         max_message_bytes: int = 4 * 1024 * 1024,
         ready: bool = True,
+        **settings: Any,
     ) -> None:
+        """``settings`` are further :class:`ServerConfig` fields (security, max_request_time_s, ...)."""
         self.scorers = list(scorers)
         self.batching = batching or BatchingConfig(max_wait_ms=2.0)
-        self.max_documents = max_documents
-        self.max_message_bytes = max_message_bytes
+        self.config = ServerConfig(
+            host="127.0.0.1",
+            port=0,
+            models=(),
+            batching=self.batching,
+            max_documents=max_documents,
+            max_message_bytes=max_message_bytes,
+            **settings,
+        )
         self.ready = ready
         self.server: RerankServer | None = None
         self._loop = asyncio.new_event_loop()
@@ -55,9 +64,7 @@ class BackgroundServer:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _start(self) -> RerankServer:
-        server = RerankServer(
-            "127.0.0.1", 0, max_documents=self.max_documents, max_message_bytes=self.max_message_bytes
-        )
+        server = RerankServer(self.config)
         await server.start()
         for scorer in self.scorers:
             server.add_model(ServedModel.create(scorer, self.batching))

@@ -25,6 +25,13 @@ Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
+class _Failure:
+    """The outcome of an item the model raised on (kept apart from results, which may be anything)."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True)
 class Completed(Generic[R]):
     """The results of one submission, in input order, and where its time went.
 
@@ -61,6 +68,7 @@ class BatcherStats:
     batch_tokens: int = 0
     padded_tokens: int = 0
     failed_batches: int = 0
+    failed_calls: int = 0  # model calls that raised, retried halves included
     rejected_submissions: int = 0
     dropped_cancelled: int = 0
     dropped_expired: int = 0
@@ -79,7 +87,8 @@ class MicroBatcher(Generic[P, R]):
     nearest neighbours by cost, so long and short items are not padded together.
 
     Submissions whose caller was cancelled, or whose deadline passed, leave the queue before their items
-    reach the model. A ``process`` that raises fails only the submissions in that batch.
+    reach the model. When ``process`` raises, the batch is retried in halves until the failing items are
+    isolated: only the submissions holding them fail.
     """
 
     def __init__(
@@ -98,7 +107,7 @@ class MicroBatcher(Generic[P, R]):
         self._process = process
         self._queue = WorkQueue(max_queued)
         self._clock = clock
-        self._on_batch = on_batch
+        self.on_batch = on_batch  # called with a BatchRecord after every model call (metrics)
         self._live: dict[Ticket[Any], list[WorkItem[P]]] = {}
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
@@ -251,32 +260,49 @@ class MicroBatcher(Generic[P, R]):
         for item in batch:
             if item.ticket.started_at is None:
                 item.ticket.started_at = started
-        payloads = [item.payload for item in batch]
-        error: BaseException | None = None
-        results: Sequence[R] = ()
-        try:
-            results = await loop.run_in_executor(self._executor, self._process, payloads)
-            if len(results) != len(batch):
-                raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(batch)}")
-        except Exception as exc:  # a model failure fails this batch only; the loop goes on
-            error = exc
-            log.warning("batch of %d on %s failed: %r", len(batch), self.name, exc)
+        outcomes = await self._process_isolating(loop, batch)
         finished = self._clock()
-        self._record(batch, finished - started, failed=error is not None)
-        if error is not None:
-            for ticket in {item.ticket for item in batch}:
-                self._abandon(ticket, error)
-            return
-        for item, result in zip(batch, results):
+        failed = any(isinstance(o, _Failure) for o in outcomes)
+        self._record(batch, finished - started, failed=failed)
+        for item, outcome in zip(batch, outcomes):
             ticket = item.ticket
             if ticket.abandoned:
                 continue
-            ticket.results[item.index] = result
+            if isinstance(outcome, _Failure):
+                self._abandon(ticket, outcome.error)
+                continue
+            ticket.results[item.index] = outcome
             ticket.remaining -= 1
             if ticket.remaining == 0:
                 ticket.finished_at = finished
                 self._live.pop(ticket, None)
                 set_result_if_pending(ticket.future, ticket.results)
+
+    async def _process_isolating(self, loop: asyncio.AbstractEventLoop, items: list[WorkItem[P]]) -> list[Any]:
+        """Run ``items`` as one model call; if it raises, bisect and run each half on its own.
+
+        A batch can fail because of one bad item (then only the requests holding it fail, the rest of the
+        batch still gets its scores) or because it is too big for the device (CUDA out of memory: the
+        halves fit). Items of requests that already failed or went away are not run again.
+        """
+        live = [item for item in items if not item.ticket.abandoned]
+        if not live:
+            return [_Failure(BatcherClosed("request abandoned"))] * len(items)
+        try:
+            results = await loop.run_in_executor(self._executor, self._process, [item.payload for item in live])
+            if len(results) != len(live):
+                raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(live)}")
+            by_item: dict[int, Any] = {id(item): result for item, result in zip(live, results)}
+        except Exception as exc:  # a model failure: isolate it, the loop goes on
+            self.stats.failed_calls += 1
+            if len(live) == 1:
+                log.warning("model %s failed on one item: %r", self.name, exc)
+                return [_Failure(exc) if item is live[0] else _Failure(BatcherClosed("request abandoned")) for item in items]
+            middle = len(live) // 2
+            log.info("model %s failed on a batch of %d (%r); retrying it in halves", self.name, len(live), exc)
+            halves = await self._process_isolating(loop, live[:middle]) + await self._process_isolating(loop, live[middle:])
+            by_item = {id(item): outcome for item, outcome in zip(live, halves)}
+        return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 
     def _record(self, batch: list[WorkItem[P]], duration: float, failed: bool) -> None:
         tokens = sum(item.cost for item in batch)
@@ -287,5 +313,5 @@ class MicroBatcher(Generic[P, R]):
         self.stats.padded_tokens += padded
         if failed:
             self.stats.failed_batches += 1
-        if self._on_batch is not None:
-            self._on_batch(BatchRecord(len(batch), tokens, padded, duration, failed))
+        if self.on_batch is not None:
+            self.on_batch(BatchRecord(len(batch), tokens, padded, duration, failed))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-from .batcher import BatcherStats, Completed
+from .batcher import BatcherStats, BatchRecord, Completed
 from .errors import BatcherClosed, DeadlineExceeded, QueueFull
 
 P = TypeVar("P")
@@ -26,6 +26,7 @@ class PerRequestRunner(Generic[P, R]):
         self.name = name
         self.stats = BatcherStats()
         self.capacity = max_queued
+        self.on_batch: Callable[[BatchRecord], None] | None = None
         self._process = process
         self._queued = 0
         self._closing = False
@@ -71,6 +72,8 @@ class PerRequestRunner(Generic[P, R]):
         self.stats.batched_items += len(payloads)
         self.stats.batch_tokens += sum(costs)
         self.stats.padded_tokens += len(costs) * max(costs)
+        if self.on_batch is not None:
+            self.on_batch(BatchRecord(len(costs), sum(costs), len(costs) * max(costs), finished - (started[0] if started else enqueued), False))
         begin = started[0] if started else enqueued
         return Completed(list(results), begin - enqueued, finished - begin)
 

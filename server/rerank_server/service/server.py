@@ -11,7 +11,10 @@ from grpc_reflection.v1alpha import reflection
 from rerank_client._pb import rerank_pb2 as pb
 from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 
+from ..config import SecurityConfig, ServerConfig
 from ..runtime import ModelRegistry, ServedModel
+from .auth import BearerTokenInterceptor, read_tokens
+from .metrics import Metrics
 from .servicer import RerankerServicer
 
 log = logging.getLogger(__name__)
@@ -23,31 +26,49 @@ class RerankServer:
     """A running gRPC server. Health reports NOT_SERVING until :meth:`mark_ready`, so a load balancer
     sends no traffic while models load, and again from the start of :meth:`stop`."""
 
-    def __init__(self, host: str, port: int, *, max_documents: int, max_message_bytes: int) -> None:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
         self.registry = ModelRegistry()
-        self.servicer = RerankerServicer(self.registry, max_documents)
+        self.metrics = Metrics(self.registry)
+        self.metrics_port: int | None = None
+        self.servicer = RerankerServicer(
+            self.registry, config.max_documents, config.max_request_time_s, self.metrics, config.log_requests
+        )
         self.health = health.aio.HealthServicer()
         options = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.so_reuseport", 0),  # two servers on one port would split traffic silently
+            *config.connections.grpc_options(),
         ]
-        self._server = grpc.aio.server(options=options)
+        interceptors = []
+        if config.security.auth_token_file:
+            interceptors.append(BearerTokenInterceptor(read_tokens(config.security.auth_token_file)))
+        self._server = grpc.aio.server(
+            options=options, interceptors=interceptors, maximum_concurrent_rpcs=config.max_concurrent_rpcs
+        )
         pb_grpc.add_RerankerServicer_to_server(self.servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self._server,
         )
-        address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+        self.host = config.host
+        self.port = self._bind(config)
+
+    def _bind(self, config: ServerConfig) -> int:
+        address = config.address
         problem = f"cannot listen on {address}: the port is in use or the host is not an address of this machine"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if config.security.tls_cert:
+                port = self._server.add_secure_port(address, _credentials(config.security))
+            else:
+                port = self._server.add_insecure_port(address)
         except RuntimeError as exc:  # grpc's "Failed to bind to address"
             raise OSError(f"{problem}; pick another --port or --host") from exc
-        if self.port == 0:
+        if port == 0:
             raise OSError(f"{problem}; pick another --port or --host")
-        self.host = host
+        return port
 
     @property
     def target(self) -> str:
@@ -59,10 +80,14 @@ class RerankServer:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.start()
+        if self.config.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 
     def add_model(self, model: ServedModel) -> None:
         """Serve ``model``; the first one added is the default."""
         self.registry.add(model)
+        name = model.info.name
+        model.batcher.on_batch = lambda record: self.metrics.observe_batch(name, record)
         model.batcher.start()
 
     async def mark_ready(self) -> None:
@@ -83,3 +108,11 @@ class RerankServer:
         """Block until the server stops."""
         await self._server.wait_for_termination()
 
+
+def _credentials(security: SecurityConfig) -> grpc.ServerCredentials:
+    """TLS credentials; with a client CA, clients must present a certificate it signed (mutual TLS)."""
+    assert security.tls_cert and security.tls_key
+    key = open(security.tls_key, "rb").read()
+    chain = open(security.tls_cert, "rb").read()
+    client_ca = open(security.tls_client_ca, "rb").read() if security.tls_client_ca else None
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None)

@@ -19,10 +19,12 @@ from ..batching import Completed
 from ..models import ModelKind, ScoringPlan
 from ..runtime import ModelRegistry, ServedModel
 from .errors import RequestError, to_status
+from .metrics import Metrics
 from .ranking import ranked_indices
 from .validation import check_rerank, check_score, check_truncation
 
 log = logging.getLogger(__name__)
+request_log = logging.getLogger("rerank_server.requests")
 
 _Response = TypeVar("_Response")
 
@@ -45,9 +47,19 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     requests answered so far by (method, status code name); a RerankStream request counts on its own.
     """
 
-    def __init__(self, registry: ModelRegistry, max_documents: int) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        max_documents: int,
+        max_request_time_s: float | None = None,
+        metrics: Metrics | None = None,
+        log_requests: bool = False,
+    ) -> None:
         self.registry = registry
         self.max_documents = max_documents
+        self.max_request_time_s = max_request_time_s
+        self.metrics = metrics
+        self.log_requests = log_requests
         self.ready = False
         self.counts: Counter[tuple[str, str]] = Counter()
 
@@ -55,25 +67,47 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         """Rank the documents of one request."""
-        return await self._unary("Rerank", self._rerank(request, _deadline(context)), context)
+        return await self._unary("Rerank", request, self._rerank(request, self._deadline(context)), context)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         """Score arbitrary pairs, in input order."""
-        return await self._unary("Score", self._score(request, _deadline(context)), context)
+        return await self._unary("Score", request, self._score(request, self._deadline(context)), context)
 
-    async def _unary(self, method: str, work: Awaitable[_Response], context: grpc.aio.ServicerContext) -> _Response:
+    async def _unary(self, method: str, request: Any, work: Awaitable[_Response], context: grpc.aio.ServicerContext) -> _Response:
+        started = time.monotonic()
         try:
             response = await work
         except asyncio.CancelledError:
-            self.counts[(method, grpc.StatusCode.CANCELLED.name)] += 1
+            self._answered(method, grpc.StatusCode.CANCELLED, request, None, started)
             raise
         except Exception as exc:
             code, message = to_status(exc)
-            self.counts[(method, code.name)] += 1
+            self._answered(method, code, request, None, started, message)
             await context.abort(code, message)
             raise  # unreachable: abort raises
-        self.counts[(method, grpc.StatusCode.OK.name)] += 1
+        self._answered(method, grpc.StatusCode.OK, request, response, started)
         return response
+
+    def _answered(
+        self, method: str, code: grpc.StatusCode, request: Any, response: Any, started: float, error: str = ""
+    ) -> None:
+        """Count, measure and (with --log-requests) log one answered request."""
+        seconds = time.monotonic() - started
+        self.counts[(method, code.name)] += 1
+        if self.metrics is not None:
+            self.metrics.observe_request(method, code.name, seconds)
+        if self.log_requests:
+            fields = {
+                "method": method,
+                "code": code.name,
+                "request_id": request.request_id,
+                "model": response.model if response is not None else request.model,
+                "pairs": response.usage.pairs if response is not None else 0,
+                "ms": round(seconds * 1000.0, 2),
+            }
+            if error:
+                fields["error"] = error
+            request_log.info("%s %s %s", method, code.name, request.request_id or "-", extra=fields)
 
     async def RerankStream(
         self, request_iterator: AsyncIterator[pb.RerankRequest], context: grpc.aio.ServicerContext
@@ -86,15 +120,16 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         tasks: set[asyncio.Task[None]] = set()
 
         async def answer(request: pb.RerankRequest) -> None:
+            started = time.monotonic()
             try:
-                response = await self._rerank(request, _deadline(context))
-                code = grpc.StatusCode.OK
+                response = await self._rerank(request, self._deadline(context))
+                self._answered("RerankStream", grpc.StatusCode.OK, request, response, started)
             except Exception as exc:
                 code, message = to_status(exc)
                 response = pb.RerankResponse(
                     request_id=request.request_id, error=pb.Error(code=code.value[0], message=message)
                 )
-            self.counts[("RerankStream", code.name)] += 1
+                self._answered("RerankStream", code, request, None, started, message)
             await responses.put(response)
 
         async def read() -> None:
@@ -133,6 +168,12 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     # --- the request path -------------------------------------------------------------------------
 
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float | None:
+        """The earlier of the caller's deadline and --max-request-time, on the batcher's monotonic clock."""
+        limits = [context.time_remaining(), self.max_request_time_s]
+        remaining = min((r for r in limits if r is not None), default=None)
+        return None if remaining is None else time.monotonic() + remaining
+
     def _model(self, name: str) -> ServedModel:
         if not self.ready:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are still loading; retry shortly")
@@ -151,6 +192,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         plan = await asyncio.to_thread(make_plan)
         if error_on_truncation:
             check_truncation(plan, served.info.max_seq_length, what)
+        if self.metrics is not None and any(plan.truncated):
+            self.metrics.truncated.labels(served.info.name).inc(sum(plan.truncated))
         completed = await served.batcher.submit(plan.items, plan.costs, deadline)
         return _Scored(plan, completed, accepted)
 
@@ -216,10 +259,6 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         )
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    """The caller's deadline on the monotonic clock the batcher uses, or None without one."""
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
 
 
 def _usage(plan: ScoringPlan) -> pb.Usage:

@@ -177,7 +177,7 @@ async def test_expired_deadline_drops_pairs_before_the_model() -> None:
     await batcher.aclose()
 
 
-async def test_a_raising_model_fails_only_its_batch_and_the_batcher_goes_on() -> None:
+async def test_a_poison_item_fails_only_its_request_and_the_batcher_goes_on() -> None:
     def fragile(payload: str) -> str:
         if payload == "poison":
             raise ValueError("cannot score poison")
@@ -185,19 +185,31 @@ async def test_a_raising_model_fails_only_its_batch_and_the_batcher_goes_on() ->
 
     model = RecordingModel(fragile)
     model.gate.clear()
-    batcher = make(model, max_batch_size=2, max_wait_s=0.0)
+    batcher = make(model, max_batch_size=8, max_wait_s=0.0)
     blocker = asyncio.create_task(batcher.submit(["a"], [1]))
     await wait_until(model.entered.is_set)
-    bad = asyncio.create_task(batcher.submit(["poison"], [5]))
-    neighbour = asyncio.create_task(batcher.submit(["b"], [5]))
-    other = asyncio.create_task(batcher.submit(["c"], [500]))
-    await wait_until(lambda: batcher.queued == 3)
+    bad = asyncio.create_task(batcher.submit(["x", "poison", "y"], [5, 5, 5]))
+    neighbours = [asyncio.create_task(batcher.submit([c], [5])) for c in "bcde"]
+    await wait_until(lambda: batcher.queued == 7)
     model.gate.set()
-    results = await asyncio.gather(blocker, bad, neighbour, other, return_exceptions=True)
-    assert isinstance(results[1], ValueError) and isinstance(results[2], ValueError)  # same batch
-    assert results[3].results == ["C"]  # another batch
-    assert (await batcher.submit(["d"], [1])).results == ["D"]  # and it keeps serving
+    results = await asyncio.gather(blocker, bad, *neighbours, return_exceptions=True)
+    assert isinstance(results[1], ValueError)  # the request holding the poison pair fails...
+    assert [r.results for r in results[2:]] == [["B"], ["C"], ["D"], ["E"]]  # ...its batch-mates do not
+    assert (await batcher.submit(["f"], [1])).results == ["F"]  # and it keeps serving
     assert batcher.stats.failed_batches == 1
+    assert model.seen.count("b") >= 2  # retried in halves
+
+
+async def test_a_model_that_always_fails_fails_every_request_of_the_batch() -> None:
+    def broken(payload: str) -> str:
+        raise RuntimeError("CUDA out of memory")
+
+    model = RecordingModel(broken)
+    batcher = make(model, max_batch_size=4, max_wait_s=HOUR)
+    tasks = [asyncio.create_task(batcher.submit([c], [1])) for c in "abcd"]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert batcher.stats.failed_calls == 7  # 4, then 2 + 2, then 1 + 1 + 1 + 1
     await batcher.aclose()
 
 

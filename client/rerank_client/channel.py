@@ -1,0 +1,84 @@
+"""Opening channels: one or many targets, round-robin, retries of UNAVAILABLE, TLS and tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+SERVICE = "rerank.v1.Reranker"
+
+
+@dataclass(frozen=True)
+class Tls:
+    """TLS settings of a client: the CA to trust (None: the system's) and, for mutual TLS, its own certificate."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """gRPC channel credentials from the files."""
+        read = lambda path: Path(path).read_bytes() if path else None  # noqa: E731
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("a client certificate needs its key (and the key its certificate)")
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca_file), private_key=read(self.key_file), certificate_chain=read(self.cert_file)
+        )
+
+
+def target_of(targets: str | Sequence[str]) -> str:
+    """One gRPC target for one or several servers.
+
+    ``"host:port"`` and gRPC names (``"dns:///name:port"``) pass through. A list of ``ip:port`` becomes
+    gRPC's static address list (``ipv4:a:1,b:2``), balanced round-robin by :func:`service_config`.
+    """
+    if isinstance(targets, str):
+        return targets
+    targets = list(targets)
+    if len(targets) == 1:
+        return targets[0]
+    if any("://" in t or t.startswith(("dns:", "ipv4:", "ipv6:")) for t in targets):
+        raise ValueError("give several targets as plain ip:port addresses, or one resolver name (dns:///name:port)")
+    scheme = "ipv6" if any(t.startswith("[") for t in targets) else "ipv4"
+    return f"{scheme}:{','.join(targets)}"
+
+
+def service_config(retries: int) -> str:
+    """Round-robin over every resolved address, and retries of UNAVAILABLE with exponential backoff.
+
+    UNAVAILABLE means the call did not run (a replica went away or is shutting down), so it is safe to
+    send again, where another replica will take it.
+    """
+    method: dict[str, object] = {"name": [{"service": SERVICE}]}
+    if retries > 0:
+        method["retryPolicy"] = {
+            "maxAttempts": min(retries + 1, 5),  # gRPC caps attempts at 5
+            "initialBackoff": "0.1s",
+            "maxBackoff": "2s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        }
+    return json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [method]})
+
+
+def channel_options(max_message_bytes: int, retries: int) -> list[tuple[str, object]]:
+    """Channel arguments shared by the sync and asyncio clients."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.service_config", service_config(retries)),
+        ("grpc.enable_retries", 1 if retries > 0 else 0),
+        # Answer server keepalive pings and reconnect quickly after a replica restarts.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+    ]
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The ``authorization`` metadata for a bearer token (none without one)."""
+    return (("authorization", f"Bearer {token}"),) if token else ()

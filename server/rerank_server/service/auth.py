@@ -1,0 +1,79 @@
+"""Bearer-token authentication as a gRPC server interceptor; health checks stay open."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+# Load balancers and orchestrators probe health without credentials.
+OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+def read_tokens(path: str | Path) -> list[str]:
+    """The accepted tokens: one per non-empty line (several allow rotating them without downtime)."""
+    tokens = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not tokens:
+        raise ValueError(f"--auth-token-file {path} holds no token")
+    return tokens
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses calls whose ``authorization`` metadata is not ``Bearer <an accepted token>``."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self._tokens = [t.encode() for t in tokens]
+
+    def _accepted(self, metadata: Sequence[tuple[str, Any]] | None) -> bool:
+        for key, value in metadata or ():
+            if key == "authorization":
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                scheme, _, token = text.partition(" ")
+                if scheme.lower() == "bearer":
+                    # Compare against every token in constant time: timing reveals nothing about them.
+                    return any([hmac.compare_digest(token.strip().encode(), t) for t in self._tokens])
+        return False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Pass authorised (and health) calls on; answer the rest with UNAUTHENTICATED."""
+        method = handler_call_details.method or ""
+        if method.startswith(OPEN_METHOD_PREFIXES) or self._accepted(handler_call_details.invocation_metadata):
+            return await continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
+        return _refusal(handler)
+
+
+_MESSAGE = "missing or wrong bearer token: send metadata 'authorization: Bearer <token>' (rerank --header authorization='Bearer TOKEN')"
+
+
+def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that fails with UNAUTHENTICATED."""
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MESSAGE)
+
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        # Ending the stream with a status (rather than raising through abort) avoids a race with the
+        # caller's half-close that gRPC core reports as INTERNAL.
+        context.set_code(grpc.StatusCode.UNAUTHENTICATED)
+        context.set_details(_MESSAGE)
+        return
+        yield  # makes this an async generator, as a streaming handler must be
+
+    if handler is None:
+        return grpc.unary_unary_rpc_method_handler(unary)
+    kwargs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming, **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary, **kwargs)
+    return grpc.stream_stream_rpc_method_handler(streaming, **kwargs)
