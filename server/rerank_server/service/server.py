@@ -14,6 +14,7 @@ from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 from ..config import SecurityConfig, ServerConfig
 from ..runtime import ModelRegistry, ServedModel
 from .auth import BearerTokenInterceptor, read_tokens
+from .malformed import MalformedRequestInterceptor
 from .metrics import Metrics
 from .servicer import RerankerServicer
 
@@ -41,7 +42,7 @@ class RerankServer:
             ("grpc.so_reuseport", 0),  # two servers on one port would split traffic silently
             *config.connections.grpc_options(),
         ]
-        interceptors = []
+        interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
         if config.security.auth_token_file:
             interceptors.append(BearerTokenInterceptor(read_tokens(config.security.auth_token_file)))
         self._server = grpc.aio.server(

@@ -245,3 +245,14 @@ def test_server_reflection_lists_the_services(server: ServerThread) -> None:
     with grpc.insecure_channel(server.target) as channel:
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert {"rerank.v1.Reranker", "grpc.health.v1.Health"} <= services
+
+
+def test_malformed_bytes_get_invalid_argument_and_the_server_goes_on(server: ServerThread, client: RerankClient) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        raw = channel.unary_unary("/rerank.v1.Reranker/Rerank", request_serializer=None, response_deserializer=None)
+        for garbage in (b"\xff\xff\xff\xff\xff", b"\x0a\x02\xc3\x28"):  # not protobuf; invalid UTF-8 in query
+            with pytest.raises(grpc.RpcError) as info:
+                raw(garbage, timeout=30)
+            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a valid Rerank message" in info.value.details()
+    assert client.rerank(QUERY, DOCS[:2]).results

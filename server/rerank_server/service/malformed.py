@@ -1,0 +1,60 @@
+"""Malformed request bytes get INVALID_ARGUMENT with a reason, not gRPC's bare INTERNAL."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from .auth import OPEN_METHOD_PREFIXES
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not parse."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except (DecodeError, ValueError, UnicodeDecodeError) as exc:
+            return _Malformed(str(exc) or type(exc).__name__)
+
+    return parse
+
+
+class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
+    """Parses unary requests itself so that bytes which are not the method's message (a client built
+    from another proto, invalid UTF-8 in a string field) are refused with INVALID_ARGUMENT and a reason."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Wrap unary-unary handlers of the Reranker; pass everything else through."""
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method or ""
+        if handler is None or not handler.unary_unary or handler.request_deserializer is None or method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
+        behavior = handler.unary_unary
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Malformed):
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"the request is not a valid {method.rsplit('/', 1)[-1]} message ({request.reason}); "
+                    "regenerate the client from protos/rerank/v1/rerank.proto",
+                )
+            return await behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,146 @@
+"""Real server processes under load: SIGTERM drains, SIGKILL of a replica loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+import grpc
+
+from rerank_client import AsyncRerankClient, RerankError
+from tests.processes import ServerProcess
+
+DOCS = ["Photosynthesis converts light into chemical energy.", "The market fell.", "Chlorophyll absorbs red light."]
+
+
+async def _load(client: AsyncRerankClient, stop: asyncio.Event, outcomes: Counter[str], callers: int = 6) -> None:
+    async def caller() -> None:
+        while not stop.is_set():
+            try:
+                await client.rerank("how do plants make energy", DOCS)
+                outcomes["OK"] += 1
+            except RerankError as exc:
+                outcomes[exc.code.name] += 1
+
+    await asyncio.gather(*(caller() for _ in range(callers)))
+
+
+def test_sigterm_under_load_answers_every_accepted_request_and_refuses_new_ones() -> None:
+    with ServerProcess("--model", "all-MiniLM-L6-v2", "--grace", "30") as server:
+        assert server.proc is not None
+        outcomes: Counter[str] = Counter()
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            async with AsyncRerankClient(server.target, timeout=60, retries=0) as client:
+                load = asyncio.create_task(_load(client, stop, outcomes))
+                while outcomes["OK"] < 20:  # under load
+                    await asyncio.sleep(0.01)
+                server.proc.send_signal(signal.SIGTERM)
+                exited = time.monotonic()
+                while server.proc.poll() is None and time.monotonic() - exited < 60:
+                    await asyncio.sleep(0.01)
+                stop.set()
+                await load
+                with_refusal = Counter()
+                try:
+                    await client.rerank("q", ["after shutdown"], timeout=5)
+                except RerankError as exc:
+                    with_refusal[exc.code.name] += 1
+                assert with_refusal == {"UNAVAILABLE": 1}
+
+        asyncio.run(scenario())
+        assert server.proc.wait(10) == 0
+    # Every call either ran to completion or was refused before it started: none cut off mid-way.
+    assert set(outcomes) <= {"OK", "UNAVAILABLE"}, outcomes
+    assert outcomes["OK"] >= 20
+    assert "stopped" in "".join(server.output)
+
+
+def test_sigkill_of_one_replica_under_load_loses_no_request() -> None:
+    with ServerProcess("--model", "all-MiniLM-L6-v2") as a, ServerProcess("--model", "all-MiniLM-L6-v2") as b:
+        assert a.proc is not None
+        outcomes: Counter[str] = Counter()
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            async with AsyncRerankClient([a.target, b.target], timeout=60, retries=4) as client:
+                load = asyncio.create_task(_load(client, stop, outcomes, callers=8))
+                while outcomes["OK"] < 30:
+                    await asyncio.sleep(0.01)
+                a.proc.kill()  # SIGKILL: no drain, connections just drop
+                before = outcomes["OK"]
+                while outcomes["OK"] < before + 60:  # the survivor carries on
+                    await asyncio.sleep(0.01)
+                stop.set()
+                await load
+
+        asyncio.run(scenario())
+    assert outcomes["OK"] >= 90
+    assert set(outcomes) == {"OK"}, outcomes  # every request answered, retried onto the survivor if need be
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def test_overload_is_refused_quickly_and_everything_accepted_completes(tiny_cross_encoder: Any) -> None:
+    args = ("--model", f"tiny=cross-encoder:{tiny_cross_encoder}", "--dtype", "float32", "--max-queued-pairs", "64", "--max-wait-ms", "20")
+    with ServerProcess(*args) as server:
+        assert server.proc is not None
+
+        async def burst() -> list[tuple[str, float]]:
+            async with AsyncRerankClient(server.target, timeout=60, retries=0) as client:
+
+                async def one(i: int) -> tuple[str, float]:
+                    start = time.perf_counter()
+                    try:
+                        await client.rerank(f"query {i}", [f"document {i} {j} " * 20 for j in range(4)])
+                        return "OK", time.perf_counter() - start
+                    except RerankError as exc:
+                        return exc.code.name, time.perf_counter() - start
+
+                return await asyncio.gather(*(one(i) for i in range(400)))
+
+        results = asyncio.run(burst())
+        rss = _rss_mb(server.proc.pid)
+    codes = Counter(code for code, _ in results)
+    assert set(codes) == {"OK", "RESOURCE_EXHAUSTED"}, codes  # no timeouts, no internal errors
+    assert codes["RESOURCE_EXHAUSTED"] > 0 and codes["OK"] >= 16
+    refusals = sorted(t for code, t in results if code == "RESOURCE_EXHAUSTED")
+    accepted = sorted(t for code, t in results if code == "OK")
+    assert refusals[len(refusals) // 2] < accepted[-1]  # refused at once, not after waiting in line
+    assert rss < 2048
+
+
+def test_soak_thousands_of_requests_with_bounded_memory(tiny_cross_encoder: Any) -> None:
+    with ServerProcess("--model", f"tiny=cross-encoder:{tiny_cross_encoder}", "--dtype", "float32") as server:
+        assert server.proc is not None
+
+        async def rounds(count: int) -> Counter[str]:
+            outcomes: Counter[str] = Counter()
+            async with AsyncRerankClient(server.target, timeout=60) as client:
+                queue = iter(range(count))
+
+                async def caller() -> None:
+                    for i in queue:
+                        try:
+                            await client.rerank(f"query {i}", [f"doc {i} {j} " * (1 + j * 10) for j in range(1 + i % 5)], top_k=2)
+                            outcomes["OK"] += 1
+                        except RerankError as exc:
+                            outcomes[exc.code.name] += 1
+
+                await asyncio.gather(*(caller() for _ in range(16)))
+            return outcomes
+
+        assert asyncio.run(rounds(500)) == {"OK": 500}  # warm-up: allocator pools, caches
+        before = _rss_mb(server.proc.pid)
+        assert asyncio.run(rounds(3000)) == {"OK": 3000}
+        after = _rss_mb(server.proc.pid)
+    assert after - before < 64, f"resident memory grew {after - before:.0f} MB over 3000 requests"
