@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -100,9 +101,17 @@ class RerankServer:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace: float | None) -> None:
-        """Refuse new calls, let in-flight ones finish for up to ``grace`` seconds, then stop the batchers."""
+        """Refuse new calls, let in-flight ones finish for up to ``grace`` seconds, then stop the batchers.
+
+        Draining happens while the port is still open, so that a call arriving meanwhile gets a clean
+        UNAVAILABLE from the servicer (which clients retry elsewhere) rather than a transport reset.
+        """
         await self.health.enter_graceful_shutdown()
-        await self._server.stop(grace)
+        self.servicer.draining = True
+        started = time.monotonic()
+        await self.servicer.wait_idle(grace)
+        remaining = None if grace is None else max(0.0, grace - (time.monotonic() - started))
+        await self._server.stop(remaining)
         await self.registry.aclose(drain=True)
 
     async def wait_for_termination(self) -> None:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 request_log = logging.getLogger("rerank_server.requests")
 
 _Response = TypeVar("_Response")
+_DRAINING = "the server is shutting down; retry on another replica"
 
 _KINDS = {ModelKind.CROSS_ENCODER: pb.MODEL_KIND_CROSS_ENCODER, ModelKind.BI_ENCODER: pb.MODEL_KIND_BI_ENCODER}
 
@@ -60,6 +61,10 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         self.max_request_time_s = max_request_time_s
         self.metrics = metrics
         self.log_requests = log_requests
+        self.draining = False  # set at shutdown: new requests are refused with UNAVAILABLE
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.ready = False
         self.counts: Counter[tuple[str, str]] = Counter()
 
@@ -73,8 +78,30 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         """Score arbitrary pairs, in input order."""
         return await self._unary("Score", request, self._score(request, self._deadline(context)), context)
 
+    async def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no request is in progress (or ``timeout`` passes); True if idle."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
     async def _unary(self, method: str, request: Any, work: Awaitable[_Response], context: grpc.aio.ServicerContext) -> _Response:
         started = time.monotonic()
+        if self.draining:  # refused before it counts as in flight, so that draining can finish
+            work.close()  # type: ignore[attr-defined]  # the coroutine never runs
+            self._answered(method, grpc.StatusCode.UNAVAILABLE, request, None, started, _DRAINING)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, _DRAINING)
+        self._enter()
         try:
             response = await work
         except asyncio.CancelledError:
@@ -85,6 +112,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             self._answered(method, code, request, None, started, message)
             await context.abort(code, message)
             raise  # unreachable: abort raises
+        finally:
+            self._leave()
         self._answered(method, grpc.StatusCode.OK, request, response, started)
         return response
 
@@ -121,6 +150,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
         async def answer(request: pb.RerankRequest) -> None:
             started = time.monotonic()
+            self._enter()
             try:
                 response = await self._rerank(request, self._deadline(context))
                 self._answered("RerankStream", grpc.StatusCode.OK, request, response, started)
@@ -130,6 +160,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                     request_id=request.request_id, error=pb.Error(code=code.value[0], message=message)
                 )
                 self._answered("RerankStream", code, request, None, started, message)
+            finally:
+                self._leave()
             await responses.put(response)
 
         async def read() -> None:
@@ -175,6 +207,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         return None if remaining is None else time.monotonic() + remaining
 
     def _model(self, name: str) -> ServedModel:
+        if self.draining:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, _DRAINING)
         if not self.ready:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are still loading; retry shortly")
         return self.registry.get(name)
