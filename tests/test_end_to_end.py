@@ -40,7 +40,7 @@ def test_rank_json_from_stdin_and_file(bundled_server: ServerProcess, tmp_path: 
     done = run_cli("rerank", "--target", bundled_server.target, "--json", QUERY, "-", stdin="\n".join(DOCS) + "\n")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert [set(r) for r in rows] == [{"index", "rank", "score", "text", "truncated"}] * 3
+    assert [set(r) for r in rows] == [{"index", "rank", "score", "text", "truncated", "windows"}] * 3
     assert rows[0]["index"] == 0 and rows[0]["text"] == DOCS[0]
     docs_file = tmp_path / "docs.txt"
     docs_file.write_text("\n".join(DOCS))

@@ -82,6 +82,9 @@ class AsyncRerankClient:
         normalization: str = "raw",
         error_on_truncation: bool = False,
         request_id: str = "",
+        windows: bool = False,
+        window_overlap: int = 0,
+        aggregation: str = "max",
         timeout: float | None = None,
         metadata: Metadata | None = None,
     ) -> RerankResult:
@@ -95,6 +98,9 @@ class AsyncRerankClient:
             normalization=normalization,
             error_on_truncation=error_on_truncation,
             request_id=request_id,
+            windows=windows,
+            window_overlap=window_overlap,
+            aggregation=aggregation,
         )
         return convert.rerank_result(await self._call(self._stub.Rerank, request, timeout, metadata))
 

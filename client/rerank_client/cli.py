@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--model", default="", help="model name on the server (default: the server's default model)")
     rank.add_argument("--normalization", choices=["raw", "sigmoid"], default="raw", help="raw model scores, or their sigmoid in (0, 1) (default %(default)s)")
     rank.add_argument("--error-on-truncation", action="store_true", help="fail instead of truncating documents longer than the model reads")
-    rank.add_argument("--json", action="store_true", help="print a JSON list of {index, rank, score, text, truncated} objects")
+    rank.add_argument("--windows", action="store_true", help="score documents longer than the model reads in overlapping windows instead of truncating them")
+    rank.add_argument("--aggregation", choices=["max", "mean", "first"], default="max", help="with --windows: how window scores make a document's score (default %(default)s)")
+    rank.add_argument("--json", action="store_true", help="print a JSON list of {index, rank, score, text, truncated, windows} objects")
     rank.set_defaults(run=_run_rank)
 
     models = sub.add_parser("models", help="list the server's models and their batching limits")
@@ -122,7 +124,7 @@ def _table(result: RerankResult, documents: Sequence[str], width: int = 80) -> s
         text = documents[r.index].replace("\n", " ")
         if len(text) > width:
             text = text[: width - 1] + "…"
-        mark = " [truncated]" if r.truncated else ""
+        mark = " [truncated]" if r.truncated else (f" [{r.windows} windows]" if r.windows > 1 else "")
         lines.append(f"{r.rank:>4}  {r.score:>10.4f}  {r.index:>5}  {text}{mark}")
     t = result.timing
     lines.append(
@@ -142,10 +144,12 @@ def _run_rank(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
             model=args.model,
             normalization=args.normalization,
             error_on_truncation=args.error_on_truncation,
+            windows=args.windows,
+            aggregation=args.aggregation,
         )
     if args.json:
         rows = [
-            {"index": r.index, "rank": r.rank, "score": r.score, "text": documents[r.index], "truncated": r.truncated}
+            {"index": r.index, "rank": r.rank, "score": r.score, "text": documents[r.index], "truncated": r.truncated, "windows": r.windows}
             for r in result.results
         ]
         json.dump(rows, out, indent=2)

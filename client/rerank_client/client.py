@@ -91,12 +91,17 @@ class RerankClient:
         normalization: str = "raw",
         error_on_truncation: bool = False,
         request_id: str = "",
+        windows: bool = False,
+        window_overlap: int = 0,
+        aggregation: str = "max",
         timeout: float | None = None,
         metadata: Metadata | None = None,
     ) -> RerankResult:
         """Rank ``documents`` for ``query``, best first. ``top_k`` 0 returns all of them.
 
-        ``normalization`` is "raw" (the model's own scores) or "sigmoid" (in (0, 1)).
+        ``normalization`` is "raw" (the model's own scores) or "sigmoid" (in (0, 1)). With ``windows``,
+        documents longer than the model reads are scored in windows overlapping by ``window_overlap``
+        tokens (0: a quarter window) and get the ``aggregation`` ("max", "mean" or "first") of them.
         """
         request = convert.rerank_request(
             query,
@@ -107,6 +112,9 @@ class RerankClient:
             normalization=normalization,
             error_on_truncation=error_on_truncation,
             request_id=request_id,
+            windows=windows,
+            window_overlap=window_overlap,
+            aggregation=aggregation,
         )
         return convert.rerank_result(self._call(self._stub.Rerank, request, timeout, metadata))
 

@@ -20,6 +20,7 @@ from .types import (
 )
 
 NORMALIZATIONS = {"raw": pb.NORMALIZATION_RAW, "sigmoid": pb.NORMALIZATION_SIGMOID}
+AGGREGATIONS = {"max": pb.AGGREGATION_MAX, "mean": pb.AGGREGATION_MEAN, "first": pb.AGGREGATION_FIRST}
 _KINDS = {pb.MODEL_KIND_CROSS_ENCODER: "cross-encoder", pb.MODEL_KIND_BI_ENCODER: "bi-encoder"}
 
 
@@ -40,10 +41,15 @@ def rerank_request(
     normalization: str = "raw",
     error_on_truncation: bool = False,
     request_id: str = "",
+    windows: bool = False,
+    window_overlap: int = 0,
+    aggregation: str = "max",
 ) -> pb.RerankRequest:
     """A RerankRequest from keyword arguments."""
     if isinstance(documents, str):
         raise TypeError("documents must be a list of strings, not one string")
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     return pb.RerankRequest(
         query=query,
         documents=list(documents),
@@ -53,6 +59,7 @@ def rerank_request(
         normalization=_normalization(normalization),
         error_on_truncation=error_on_truncation,
         request_id=request_id,
+        windowing=pb.Windowing(enabled=windows, overlap_tokens=window_overlap, aggregation=AGGREGATIONS[aggregation]),
     )
 
 
@@ -87,7 +94,7 @@ def rerank_result(msg: pb.RerankResponse) -> RerankResult:
     if msg.HasField("error"):
         raise RerankError(status_code(msg.error.code), msg.error.message)
     return RerankResult(
-        results=[RankedDocument(r.index, r.score, r.rank, r.text, r.truncated) for r in msg.results],
+        results=[RankedDocument(r.index, r.score, r.rank, r.text, r.truncated, r.windows or 1) for r in msg.results],
         model=msg.model,
         usage=_usage(msg.usage),
         timing=_timing(msg.timing),

@@ -16,6 +16,7 @@ class RankedDocument:
     rank: int
     text: str  # empty unless return_documents was set
     truncated: bool  # the model saw only the beginning of this (query, document) pair
+    windows: int = 1  # windows the document was scored in (more than 1 only with windowing)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,30 @@ sigmoid of the cosine similarity.
 """
 Global___Normalization: _TypeAlias = Normalization  # noqa: Y015
 
+class _Aggregation:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AggregationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Aggregation.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AGGREGATION_MAX: _Aggregation.ValueType  # 0
+    """The best window: a document is as relevant as its most relevant passage."""
+    AGGREGATION_MEAN: _Aggregation.ValueType  # 1
+    """The mean over windows."""
+    AGGREGATION_FIRST: _Aggregation.ValueType  # 2
+    """The first window only (what truncation scores, but reported per window)."""
+
+class Aggregation(_Aggregation, metaclass=_AggregationEnumTypeWrapper):
+    """How a window's scores make the document's score."""
+
+AGGREGATION_MAX: Aggregation.ValueType  # 0
+"""The best window: a document is as relevant as its most relevant passage."""
+AGGREGATION_MEAN: Aggregation.ValueType  # 1
+"""The mean over windows."""
+AGGREGATION_FIRST: Aggregation.ValueType  # 2
+"""The first window only (what truncation scores, but reported per window)."""
+Global___Aggregation: _TypeAlias = Aggregation  # noqa: Y015
+
 class _ModelKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -85,6 +109,7 @@ class RerankRequest(_message.Message):
     NORMALIZATION_FIELD_NUMBER: _builtins.int
     ERROR_ON_TRUNCATION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WINDOWING_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     top_k: _builtins.int
     """How many results to return, best first; 0 returns all of them."""
@@ -105,6 +130,12 @@ class RerankRequest(_message.Message):
     """
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def windowing(self) -> Global___Windowing:
+        """Score documents longer than the model reads in overlapping windows instead
+        of truncating them.
+        """
+
     def __init__(
         self,
         *,
@@ -116,14 +147,48 @@ class RerankRequest(_message.Message):
         normalization: Global___Normalization.ValueType = ...,
         error_on_truncation: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        windowing: Global___Windowing | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["windowing", b"windowing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k", "windowing", b"windowing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RerankRequest: _TypeAlias = RerankRequest  # noqa: Y015
+
+@_typing.final
+class Windowing(_message.Message):
+    """Splitting long documents into windows. Each window is scored with the query
+    repeated, in the same batches as every other pair, and the document's score
+    aggregates its windows'.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    OVERLAP_TOKENS_FIELD_NUMBER: _builtins.int
+    AGGREGATION_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    overlap_tokens: _builtins.int
+    """Tokens consecutive windows share, so a passage cut by a window boundary is
+    whole in one of them; 0 picks a quarter of a window.
+    """
+    aggregation: Global___Aggregation.ValueType
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        overlap_tokens: _builtins.int = ...,
+        aggregation: Global___Aggregation.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregation", b"aggregation", "enabled", b"enabled", "overlap_tokens", b"overlap_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Windowing: _TypeAlias = Windowing  # noqa: Y015
 
 @_typing.final
 class RankedDocument(_message.Message):
@@ -134,6 +199,7 @@ class RankedDocument(_message.Message):
     RANK_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
+    WINDOWS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """The document's position in RerankRequest.documents."""
     score: _builtins.float
@@ -145,6 +211,8 @@ class RankedDocument(_message.Message):
     """The (query, document) pair was longer than the model's max sequence length
     and the model saw only its beginning.
     """
+    windows: _builtins.int
+    """Windows the document was scored in (1 unless windowing split it)."""
     def __init__(
         self,
         *,
@@ -153,10 +221,11 @@ class RankedDocument(_message.Message):
         rank: _builtins.int = ...,
         text: _builtins.str = ...,
         truncated: _builtins.bool = ...,
+        windows: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "rank", b"rank", "score", b"score", "text", b"text", "truncated", b"truncated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "rank", b"rank", "score", b"score", "text", b"text", "truncated", b"truncated", "windows", b"windows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

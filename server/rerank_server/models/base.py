@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 Scores = npt.NDArray[np.float32]
+
+if TYPE_CHECKING:
+    from .windows import Windowing
 
 
 class ModelKind(str, enum.Enum):
@@ -49,6 +52,7 @@ class ScoringPlan:
         pair_tokens: tokens read for each (query, document) pair, after truncation.
         truncated: whether each pair was longer than the model reads.
         combine: item results (in item order) -> one raw score per pair.
+        windows: windows each document was scored in (empty: one each, no windowing).
     """
 
     items: list[Any]
@@ -56,6 +60,7 @@ class ScoringPlan:
     pair_tokens: list[int]
     truncated: list[bool]
     combine: Callable[[Sequence[Any]], Scores]
+    windows: list[int] = field(default_factory=list)
 
 
 class Scorer(Protocol):
@@ -63,8 +68,9 @@ class Scorer(Protocol):
 
     info: ModelInfo
 
-    def plan_rerank(self, query: str, documents: Sequence[str]) -> ScoringPlan:
-        """Tokenize one query against many documents and measure every pair."""
+    def plan_rerank(self, query: str, documents: Sequence[str], windowing: Windowing | None = None) -> ScoringPlan:
+        """Tokenize one query against many documents and measure every pair; with ``windowing``,
+        documents longer than the model reads are split into overlapping windows."""
         ...
 
     def plan_pairs(self, pairs: Sequence[tuple[str, str]]) -> ScoringPlan:

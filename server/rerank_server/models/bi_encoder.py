@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
 from .tokens import TokenCounter
+from .windows import Windowing, per_document, window_size
 
 
 class BiEncoderScorer:
@@ -23,8 +24,13 @@ class BiEncoderScorer:
         self.info = info
         self._tokens = TokenCounter(model.tokenizer, info.max_seq_length)
 
-    def plan_rerank(self, query: str, documents: Sequence[str]) -> ScoringPlan:
-        """Item 0 is the query, items 1.. the documents."""
+    def plan_rerank(self, query: str, documents: Sequence[str], windowing: Windowing | None = None) -> ScoringPlan:
+        """Item 0 is the query, items 1.. the documents (or, with ``windowing``, their windows)."""
+        if windowing is not None:
+            room = window_size(self._tokens.max_length, 0, self._tokens.single_specials)
+            pieces = [self._tokens.split(d, room, windowing.overlap_tokens) for d in documents]
+            plan = self.plan_rerank(query, [p for ps in pieces for p in ps])
+            return per_document(plan, [len(ps) for ps in pieces], windowing.aggregation)
         texts = [query, *documents]
         costs, truncated = self._measure(texts)
 

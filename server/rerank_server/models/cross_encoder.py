@@ -10,6 +10,7 @@ import torch
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
 from .tokens import TokenCounter
+from .windows import Windowing, per_document, window_size
 
 
 def _as_scores(results: Sequence[Any]) -> Scores:
@@ -36,10 +37,16 @@ class CrossEncoderScorer:
         self._identity = torch.nn.Identity()
         self._tokens = TokenCounter(model.tokenizer, info.max_seq_length)
 
-    def plan_rerank(self, query: str, documents: Sequence[str]) -> ScoringPlan:
-        """One pair per document; the query is tokenized once."""
+    def plan_rerank(self, query: str, documents: Sequence[str], windowing: Windowing | None = None) -> ScoringPlan:
+        """One pair per document (per window with ``windowing``); the query is tokenized once."""
         query_tokens = self._tokens.lengths([query])[0]
-        return self._plan([(query, d) for d in documents], [query_tokens] * len(documents), documents)
+        if windowing is None:
+            return self._plan([(query, d) for d in documents], [query_tokens] * len(documents), documents)
+        room = window_size(self._tokens.max_length, query_tokens, self._tokens.pair_specials)
+        pieces = [self._tokens.split(d, room, windowing.overlap_tokens) for d in documents]
+        flat = [p for ps in pieces for p in ps]
+        plan = self._plan([(query, p) for p in flat], [query_tokens] * len(flat), flat)
+        return per_document(plan, [len(ps) for ps in pieces], windowing.aggregation)
 
     def plan_pairs(self, pairs: Sequence[tuple[str, str]]) -> ScoringPlan:
         """Pairs with independent queries."""

@@ -27,6 +27,20 @@ class TokenCounter:
         self.pair_specials = int(tokenizer.num_special_tokens_to_add(pair=True))
         self.single_specials = int(tokenizer.num_special_tokens_to_add(pair=False))
 
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of each token of ``text`` (no special tokens)."""
+        with self._lock:
+            encoded = self._tokenizer(
+                text, add_special_tokens=False, truncation=False, verbose=False, return_offsets_mapping=True
+            )
+        return [tuple(span) for span in encoded["offset_mapping"]]  # type: ignore[misc]
+
+    def split(self, text: str, window_tokens: int, overlap_tokens: int) -> list[str]:
+        """``text`` cut into windows of at most ``window_tokens`` tokens (one window if it fits)."""
+        from .windows import window_spans
+
+        return [text[a:b] for a, b in window_spans(self.offsets(text), max(1, window_tokens), overlap_tokens)]
+
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens in each text without special tokens or truncation."""
         if not texts:

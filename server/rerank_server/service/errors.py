@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from ..batching import BatcherClosed, DeadlineExceeded, QueueFull
+from ..models.windows import UnscorableInput
 from ..runtime import UnknownModel
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """
     if isinstance(exc, RequestError):
         return exc.code, exc.message
+    if isinstance(exc, UnscorableInput):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, UnknownModel):
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, QueueFull):

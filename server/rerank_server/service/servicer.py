@@ -235,10 +235,15 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         served = self._model(request.model)
         job = check_rerank(request, self.max_documents)
         scored = await self._run(
-            served, lambda: served.scorer.plan_rerank(job.query, job.documents), request.error_on_truncation, "documents", deadline
+            served,
+            lambda: served.scorer.plan_rerank(job.query, job.documents, job.windowing),
+            request.error_on_truncation,
+            "documents",
+            deadline,
         )
         scores = served.scorer.normalize(scored.plan.combine(scored.completed.results), job.normalization)
         truncated = scored.plan.truncated
+        windows = scored.plan.windows or [1] * len(job.documents)
         results = [
             pb.RankedDocument(
                 index=i,
@@ -246,6 +251,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                 rank=rank,
                 text=job.documents[i] if request.return_documents else "",
                 truncated=truncated[i],
+                windows=windows[i],
             )
             for rank, i in enumerate(ranked_indices(scores, job.top_k))
         ]

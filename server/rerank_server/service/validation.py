@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from rerank_client._pb import rerank_pb2 as pb
 
 from ..models import Normalization, ScoringPlan
+from ..models.windows import Aggregation, Windowing
 from .errors import invalid
 
 _NORMALIZATIONS = {
@@ -34,6 +35,18 @@ def _listing(indexes: Sequence[int]) -> str:
     return shown + (f" and {len(indexes) - _SHOWN} more" if len(indexes) > _SHOWN else "")
 
 
+_AGGREGATIONS = {pb.AGGREGATION_MAX: Aggregation.MAX, pb.AGGREGATION_MEAN: Aggregation.MEAN, pb.AGGREGATION_FIRST: Aggregation.FIRST}
+
+
+def windowing(message: pb.Windowing) -> Windowing | None:
+    """The model layer's Windowing for a request's ``windowing`` field (None when off)."""
+    if not message.enabled:
+        return None
+    if message.aggregation not in _AGGREGATIONS:
+        raise invalid(f"windowing.aggregation {message.aggregation} is unknown; use AGGREGATION_MAX, _MEAN or _FIRST")
+    return Windowing(message.overlap_tokens, _AGGREGATIONS[message.aggregation])
+
+
 @dataclass(frozen=True)
 class RerankInput:
     """A validated Rerank request."""
@@ -42,6 +55,7 @@ class RerankInput:
     documents: list[str]
     top_k: int
     normalization: Normalization
+    windowing: Windowing | None = None
 
 
 def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
@@ -59,7 +73,9 @@ def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
     empty = [i for i, d in enumerate(request.documents) if _blank(d)]
     if empty:
         raise invalid(f"documents at index {_listing(empty)} are empty; drop them or send their text")
-    return RerankInput(request.query, list(request.documents), request.top_k, normalization(request.normalization))
+    return RerankInput(
+        request.query, list(request.documents), request.top_k, normalization(request.normalization), windowing(request.windowing)
+    )
 
 
 @dataclass(frozen=True)
