@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .loadtest.command import add_parser as add_loadtest
 
     add_loadtest(sub)
+    from .compare.command import add_parser as add_compare
+
+    add_compare(sub)
     return parser
 
 
@@ -191,7 +194,7 @@ def _run_health(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     return 0 if status == "SERVING" else 1
 
 
-_SUBCOMMANDS = {"rank", "models", "health", "loadtest"}
+_SUBCOMMANDS = {"rank", "models", "health", "loadtest", "compare"}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:

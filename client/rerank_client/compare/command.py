@@ -1,0 +1,87 @@
+"""``rerank compare``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from ..types import RerankError
+from .analysis import QueryComparison
+from .render import as_json, as_markdown, as_table
+from .sources import LocalSource, ServerSource, Source, load_examples
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``compare`` on the ``rerank`` subcommand parser."""
+    p = sub.add_parser(
+        "compare",
+        help="rank the same documents with a cross-encoder and with embedding cosine, and explain the differences",
+        description=(
+            "Score each query's documents with a cross-encoder and with the cosine similarity of an embedding model, "
+            "print both top-3 lists side by side with their rank correlation and overlap, and for every rank where they "
+            "differ the evidence: words shared with the query, length against the cross-encoder's max length, score margins."
+        ),
+        epilog=(
+            "examples:\n"
+            "  rerank compare --target 127.0.0.1:50051 --cross-model ce --embed-model all-MiniLM-L6-v2\n"
+            "  rerank compare --local --cross-encoder cross-encoder/ms-marco-MiniLM-L-6-v2 --format markdown\n"
+            "  rerank compare --target 127.0.0.1:50051 --cross-model ce --data my-queries.json --format json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", help="JSON file {\"queries\": [{\"query\": ..., \"documents\": [...]}]} (default: the shipped example set)")
+    p.add_argument("--target", help="a rerank-server serving both models")
+    p.add_argument("--cross-model", default="", help="with --target: the cross-encoder's name on the server (default: its default model)")
+    p.add_argument("--embed-model", default="all-MiniLM-L6-v2", help="with --target: the bi-encoder's name on the server (default %(default)s)")
+    p.add_argument("--local", action="store_true", help="load the models in this process instead (needs rerank-grpc[server])")
+    p.add_argument("--cross-encoder", default="cross-encoder/ms-marco-MiniLM-L-6-v2", help="with --local: hub id or directory (default %(default)s)")
+    p.add_argument("--embedding", default="bundled", help="with --local: hub id or directory, or 'bundled' for all-MiniLM-L6-v2 (default %(default)s)")
+    p.add_argument("--top-k", type=int, default=3, help="length of the top lists compared (default %(default)s)")
+    p.add_argument("--format", choices=["table", "markdown", "json"], default="table", help="(default %(default)s)")
+    p.add_argument("--timeout", type=float, default=60.0, help="with --target: seconds per call (default %(default)s)")
+    p.set_defaults(run=run)
+    return p
+
+
+def _display(source: str) -> str:
+    """A short name for a model source: the last part of a hub id or path."""
+    return source.rstrip("/").rsplit("/", 1)[-1]
+
+
+def compare(source: Source, queries: list[dict[str, Any]], top_k: int) -> list[QueryComparison]:
+    """Score and explain every query."""
+    comparisons = []
+    for entry in queries:
+        docs = list(entry["documents"])
+        scored = source.score(entry["query"], docs)
+        c = QueryComparison(entry["query"], docs, scored.cross, scored.embed, scored.tokens, scored.truncated, scored.max_length, top_k)
+        c.explain()
+        comparisons.append(c)
+    return comparisons
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
+    """Run ``rerank compare`` with parsed arguments."""
+    if bool(args.target) == bool(args.local):
+        raise SystemExit("rerank compare: error: give either --target HOST:PORT (a server with both models) or --local")
+    try:
+        queries = load_examples(args.data)
+        if args.local:
+            source: Source = LocalSource(args.cross_encoder, args.embedding)
+            names = (_display(args.cross_encoder), _display(args.embedding))
+        else:
+            from ..client import RerankClient
+
+            client = RerankClient(args.target, timeout=args.timeout)
+            cross = args.cross_model or client.list_models().default_model
+            source = ServerSource(client, cross, args.embed_model)
+            names = (cross, args.embed_model)
+        comparisons = compare(source, queries, args.top_k)
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"rerank compare: error: {exc}") from None
+    except RerankError as exc:
+        raise SystemExit(f"rerank compare: error: {exc}") from None
+    render = {"table": as_table, "markdown": as_markdown, "json": as_json}[args.format]
+    out.write(render(comparisons, *names) + "\n")
+    return 0

@@ -1,0 +1,94 @@
+"""Where the two models' scores come from: a running server, or the models loaded in this process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..client import RerankClient
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One query's documents scored by both models, with what the cross-encoder read of each pair."""
+
+    cross: list[float]
+    embed: list[float]
+    tokens: list[int]  # tokens of (query, document) for the cross-encoder, capped at its max length
+    truncated: list[bool]
+    max_length: int
+
+
+class Source(Protocol):
+    """Scores a query's documents with both models."""
+
+    def score(self, query: str, documents: list[str]) -> Scored:
+        """Both models' raw scores for every document."""
+        ...
+
+
+def load_examples(path: str | None) -> list[dict[str, Any]]:
+    """Queries with their documents: from ``path`` (JSON like the example) or the shipped example set."""
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+    else:
+        text = resources.files("rerank_client").joinpath("data/compare-example.json").read_text(encoding="utf-8")
+    queries = json.loads(text)["queries"]
+    for q in queries:
+        if not q.get("query") or not q.get("documents"):
+            raise ValueError("every entry needs a 'query' and a non-empty 'documents' list")
+    return queries
+
+
+class ServerSource:
+    """Both models served by one rerank-server (``--model ce=... --model all-MiniLM-L6-v2``)."""
+
+    def __init__(self, client: RerankClient, cross_model: str, embed_model: str) -> None:
+        self.client = client
+        models = {m.name: m for m in client.list_models().models}
+        for name, kind in ((cross_model, "cross-encoder"), (embed_model, "bi-encoder")):
+            if name not in models:
+                raise ValueError(f"the server does not serve {name!r}; it serves {', '.join(models)}")
+            if models[name].kind != kind:
+                raise ValueError(f"{name!r} is a {models[name].kind}, not a {kind}")
+        self.cross_model, self.embed_model = cross_model, embed_model
+        self.max_length = models[cross_model].max_seq_length
+
+    def score(self, query: str, documents: list[str]) -> Scored:
+        """One Score call per pair, so each pair's tokens come back in its own usage."""
+        cross, tokens, truncated = [], [], []
+        for doc in documents:
+            result = self.client.score([(query, doc)], model=self.cross_model)
+            cross.append(result.scores[0])
+            tokens.append(result.usage.tokens)
+            truncated.append(result.truncated[0])
+        embed = self.client.score([(query, d) for d in documents], model=self.embed_model).scores
+        return Scored(cross, list(embed), tokens, truncated, self.max_length)
+
+
+class LocalSource:
+    """Both models loaded in this process through the server's model layer (needs rerank-grpc[server])."""
+
+    def __init__(self, cross_source: str, embed_source: str, device: str = "auto") -> None:
+        try:
+            from rerank_server.models import ModelKind, load_scorer, parse_model_arg
+        except ImportError as exc:
+            raise ValueError("--local needs the server's model layer: pip install 'rerank-grpc[server]'") from exc
+        self.cross = load_scorer(parse_model_arg(f"cross={ModelKind.CROSS_ENCODER.value}:{cross_source}"), device=device, dtype="float32")
+        self.embed = load_scorer(parse_model_arg(f"embed={ModelKind.BI_ENCODER.value}:{embed_source}"), device=device, dtype="float32")
+
+    def score(self, query: str, documents: list[str]) -> Scored:
+        """Scores as the server would compute them, without the server."""
+        from rerank_server.models import Normalization
+
+        def run(scorer: Any) -> tuple[list[float], Any]:
+            plan = scorer.plan_rerank(query, documents)
+            raw = plan.combine(scorer.run_batch(plan.items))
+            return [float(x) for x in scorer.normalize(raw, Normalization.RAW)], plan
+
+        cross, plan = run(self.cross)
+        embed, _ = run(self.embed)
+        return Scored(cross, embed, list(plan.pair_tokens), list(plan.truncated), self.cross.info.max_seq_length)
