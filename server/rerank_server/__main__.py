@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -62,6 +63,9 @@ async def _load_all(server: RerankServer, config: ServerConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``rerank-server`` command."""
+    # Tokenizing runs on worker threads next to the model; the tokenizers library's own thread pool on top
+    # of that only oversubscribes the cores (and warns after a fork).
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = config_from_args(argv)
     configure_logging(config.log_level, config.log_format)
     try:
