@@ -82,3 +82,14 @@ def channel_options(max_message_bytes: int, retries: int) -> list[tuple[str, obj
 def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     """The ``authorization`` metadata for a bearer token (none without one)."""
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def parse_headers(headers: Sequence[str]) -> list[tuple[str, str]]:
+    """``["key=value", ...]`` (command-line --header values) as gRPC metadata; keys are lower-cased."""
+    pairs = []
+    for header in headers:
+        key, sep, value = header.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--header {header!r} is not KEY=VALUE")
+        pairs.append((key.strip().lower(), value))
+    return pairs

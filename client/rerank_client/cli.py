@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from .channel import Tls
+from .channel import Tls, parse_headers
 from .client import RerankClient
 from .types import RerankError, RerankResult
 
@@ -85,19 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _metadata(headers: Sequence[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for header in headers:
-        key, sep, value = header.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"rerank: error: --header {header!r} is not KEY=VALUE")
-        pairs.append((key.strip().lower(), value))
-    return pairs
-
-
 def _client(args: argparse.Namespace) -> RerankClient:
     tls = Tls(args.tls_ca, args.tls_cert, args.tls_key) if (args.tls or args.tls_ca or args.tls_cert) else None
-    return RerankClient(args.target, timeout=args.timeout, metadata=_metadata(args.header), token=args.token, tls=tls)
+    return RerankClient(args.target, timeout=args.timeout, metadata=parse_headers(args.header), token=args.token, tls=tls)
 
 
 def _read_lines(stream: TextIO) -> list[str]:

@@ -24,7 +24,7 @@ AGGREGATIONS = {"max": pb.AGGREGATION_MAX, "mean": pb.AGGREGATION_MEAN, "first":
 _KINDS = {pb.MODEL_KIND_CROSS_ENCODER: "cross-encoder", pb.MODEL_KIND_BI_ENCODER: "bi-encoder"}
 
 
-def _normalization(name: str) -> int:
+def _normalization(name: str) -> pb.Normalization.ValueType:
     try:
         return NORMALIZATIONS[name]
     except KeyError:

@@ -9,6 +9,7 @@ import sys
 from typing import Any, TextIO
 
 from ..aio import AsyncRerankClient
+from ..channel import parse_headers
 from ..types import RerankError
 from .callers import Caller, StreamCaller, UnaryCaller
 from .corpus import Corpus
@@ -93,16 +94,6 @@ def _validate(args: argparse.Namespace) -> Workload:
     return Workload(corpus, documents, args.top_k, args.model, args.error_fraction)
 
 
-def _metadata(headers: list[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for header in headers:
-        key, sep, value = header.partition("=")
-        if not sep or not key:
-            raise _fail(f"--header {header!r} is not KEY=VALUE")
-        pairs.append((key.strip().lower(), value))
-    return pairs
-
-
 async def _preflight(targets: list[str], metadata: list[tuple[str, str]]) -> None:
     """Fail at once, with the reason, if a target is unreachable or not serving."""
     for target in targets:
@@ -134,7 +125,10 @@ async def _one_run(args: argparse.Namespace, workload: Workload, caller: Caller,
 
 
 async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int:
-    metadata = _metadata(args.header)
+    try:
+        metadata = parse_headers(args.header)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     await _preflight(args.target, metadata)
     kind = StreamCaller if args.stream else UnaryCaller
     caller: Caller = kind(args.target, args.timeout, metadata)

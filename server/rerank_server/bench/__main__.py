@@ -139,10 +139,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if device.startswith("cuda"):
         variants.append("bfloat16")
     from ..models import load_scorer, parse_model_arg
+    from ..models.cross_encoder import CrossEncoderScorer
 
     for name in variants:
         done = _step(f"in-process predict, {name}")
         scorer = load_scorer(parse_model_arg(f"bench={model_dir}"), device=device, dtype=name)
+        assert isinstance(scorer, CrossEncoderScorer)
         tp, scores = inprocess(scorer.model, big_pairs, lengths, best_bs, f"in-process predict, {name}", shape)
         done()
         agreement = ranking_agreement(ref_scores, scores, sizes)

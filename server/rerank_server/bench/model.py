@@ -116,7 +116,7 @@ def build_tiny_cross_encoder(directory: Path, seed: int = 0, activation: str = "
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=512,
-        num_labels=1,
+        num_labels=1,  # type: ignore[call-arg]  # a PretrainedConfig keyword
     )
     torch.manual_seed(seed)
     raw = directory / "hf"

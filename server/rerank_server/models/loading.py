@@ -122,7 +122,7 @@ def load_scorer(
         raise ModelLoadError(str(exc)) from exc
     directory = resolve_source(spec.source)
     kind = spec.kind or detect_kind(directory)
-    common = {
+    common: dict[str, Any] = {
         "device": resolved_device,
         "trust_remote_code": trust_remote_code,
         "local_files_only": True,

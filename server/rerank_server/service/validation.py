@@ -11,7 +11,7 @@ from ..models import Normalization, ScoringPlan
 from ..models.windows import Aggregation, Windowing
 from .errors import invalid
 
-_NORMALIZATIONS = {
+_NORMALIZATIONS: dict[int, Normalization] = {
     pb.NORMALIZATION_RAW: Normalization.RAW,
     pb.NORMALIZATION_SIGMOID: Normalization.SIGMOID,
 }
@@ -35,7 +35,7 @@ def _listing(indexes: Sequence[int]) -> str:
     return shown + (f" and {len(indexes) - _SHOWN} more" if len(indexes) > _SHOWN else "")
 
 
-_AGGREGATIONS = {pb.AGGREGATION_MAX: Aggregation.MAX, pb.AGGREGATION_MEAN: Aggregation.MEAN, pb.AGGREGATION_FIRST: Aggregation.FIRST}
+_AGGREGATIONS: dict[int, Aggregation] = {pb.AGGREGATION_MAX: Aggregation.MAX, pb.AGGREGATION_MEAN: Aggregation.MEAN, pb.AGGREGATION_FIRST: Aggregation.FIRST}
 
 
 def windowing(message: pb.Windowing) -> Windowing | None:
