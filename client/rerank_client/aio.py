@@ -34,11 +34,12 @@ class AsyncRerankClient:
         token: str | None = None,
         tls: Tls | None = None,
         retries: int = 3,
+        wait_for_ready: bool = False,
     ) -> None:
         self.target = target_of(target)
         self.timeout = timeout
         self.metadata = tuple(metadata) + auth_metadata(token)
-        options = channel_options(max_message_bytes, retries)
+        options = channel_options(max_message_bytes, retries, wait_for_ready)
         self._channel = (
             grpc.aio.secure_channel(self.target, tls.credentials(), options=options)
             if tls

@@ -47,13 +47,16 @@ def target_of(targets: str | Sequence[str]) -> str:
     return f"{scheme}:{','.join(targets)}"
 
 
-def service_config(retries: int) -> str:
+def service_config(retries: int, wait_for_ready: bool = False) -> str:
     """Round-robin over every resolved address, and retries of UNAVAILABLE with exponential backoff.
 
     UNAVAILABLE means the call did not run (a replica went away or is shutting down), so it is safe to
-    send again, where another replica will take it.
+    send again, where another replica will take it. With ``wait_for_ready``, a call made while no
+    replica is reachable waits (up to its deadline) for one to come up instead of failing at once.
     """
     method: dict[str, object] = {"name": [{"service": SERVICE}]}
+    if wait_for_ready:
+        method["waitForReady"] = True
     if retries > 0:
         method["retryPolicy"] = {
             "maxAttempts": min(retries + 1, 5),  # gRPC caps attempts at 5
@@ -65,12 +68,12 @@ def service_config(retries: int) -> str:
     return json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [method]})
 
 
-def channel_options(max_message_bytes: int, retries: int) -> list[tuple[str, object]]:
+def channel_options(max_message_bytes: int, retries: int, wait_for_ready: bool = False) -> list[tuple[str, object]]:
     """Channel arguments shared by the sync and asyncio clients."""
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.service_config", service_config(retries)),
+        ("grpc.service_config", service_config(retries, wait_for_ready)),
         ("grpc.enable_retries", 1 if retries > 0 else 0),
         # Answer server keepalive pings and reconnect quickly after a replica restarts.
         ("grpc.keepalive_time_ms", 30_000),

@@ -33,6 +33,8 @@ class RerankClient:
         tls: TLS settings (:class:`rerank_client.channel.Tls`); None connects in plaintext.
         retries: how often a call that failed with UNAVAILABLE (nothing ran: a replica went away) is
             sent again, with exponential backoff, possibly to another replica.
+        wait_for_ready: a call made while no server is reachable waits for one (up to its timeout)
+            instead of failing at once with UNAVAILABLE: for rolling restarts.
 
     Every method raises :class:`RerankError` (with ``.code``, a ``grpc.StatusCode``) when a call fails.
     """
@@ -47,11 +49,12 @@ class RerankClient:
         token: str | None = None,
         tls: Tls | None = None,
         retries: int = 3,
+        wait_for_ready: bool = False,
     ) -> None:
         self.target = target_of(target)
         self.timeout = timeout
         self.metadata = tuple(metadata) + auth_metadata(token)
-        options = channel_options(max_message_bytes, retries)
+        options = channel_options(max_message_bytes, retries, wait_for_ready)
         self._channel = (
             grpc.secure_channel(self.target, tls.credentials(), options=options)
             if tls

@@ -29,6 +29,7 @@ class BackgroundServer:
         max_documents: int = 1000,
         max_message_bytes: int = 4 * 1024 * 1024,
         ready: bool = True,
+        port: int = 0,
         **settings: Any,
     ) -> None:
         """``settings`` are further :class:`ServerConfig` fields (security, max_request_time_s, ...)."""
@@ -36,7 +37,7 @@ class BackgroundServer:
         self.batching = batching or BatchingConfig(max_wait_ms=2.0)
         self.config = ServerConfig(
             host="127.0.0.1",
-            port=0,
+            port=port,
             models=(),
             batching=self.batching,
             max_documents=max_documents,

@@ -33,3 +33,28 @@ def test_unreachable_server_names_the_target() -> None:
             client.rerank("q", ["d"])
     assert info.value.code is grpc.StatusCode.UNAVAILABLE
     assert "127.0.0.1:1" in info.value.details
+
+
+def test_wait_for_ready_waits_for_a_server_to_come_up(cross_scorer: object) -> None:
+    import socket
+    import threading
+
+    from tests.server_harness import ServerThread
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = threading.Event()
+    result: list[object] = []
+
+    def call() -> None:
+        with RerankClient(f"127.0.0.1:{port}", timeout=60, wait_for_ready=True) as client:
+            started.set()
+            result.append(client.rerank("q", ["d"]))
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert started.wait(10)
+    with ServerThread([cross_scorer], port=port):  # the server comes up after the call was made
+        caller.join(60)
+    assert result and result[0].results  # type: ignore[attr-defined]
