@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
+from .device import released_on_oom
 from .tokens import TokenCounter
 from .windows import Windowing, per_document, window_size
 
@@ -75,13 +76,14 @@ class BiEncoderScorer:
 
     def run_batch(self, items: list[Any]) -> list[Any]:
         """Unit-length embeddings for a batch of texts, so a dot product is the cosine."""
-        embeddings = self.model.encode(
-            items,
-            batch_size=len(items),
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        with released_on_oom():
+            embeddings = self.model.encode(
+                items,
+                batch_size=len(items),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         return list(embeddings)
 
     def normalize(self, raw: Scores, normalization: Normalization) -> Scores:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
+from .device import released_on_oom
 from .tokens import TokenCounter
 from .windows import Windowing, per_document, window_size
 
@@ -67,13 +68,14 @@ class CrossEncoderScorer:
 
     def run_batch(self, items: list[Any]) -> list[float]:
         """Logits for a batch of pairs, in one forward pass."""
-        logits = self.model.predict(
-            items,
-            batch_size=len(items),
-            activation_fn=self._identity,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with released_on_oom():
+            logits = self.model.predict(
+                items,
+                batch_size=len(items),
+                activation_fn=self._identity,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return [float(x) for x in np.asarray(logits).reshape(-1)]
 
     def normalize(self, raw: Scores, normalization: Normalization) -> Scores:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -78,3 +80,17 @@ def quantize_linear_int8(module: torch.nn.Module) -> None:
     """
     names = {name for name, m in module.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features > 8}
     torch.ao.quantization.quantize_dynamic(module, names, dtype=torch.qint8, inplace=True)
+
+
+@contextlib.contextmanager
+def released_on_oom() -> Iterator[None]:
+    """Give cached GPU memory back when a batch runs out of it, before the error goes up.
+
+    The batcher then retries the batch in halves; without emptying the cache the halves would find
+    the memory still held by the failed attempt.
+    """
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise

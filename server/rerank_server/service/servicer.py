@@ -150,6 +150,11 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
         async def answer(request: pb.RerankRequest) -> None:
             started = time.monotonic()
+            if self.draining:  # refused before it counts as in flight, as in _unary
+                self._answered("RerankStream", grpc.StatusCode.UNAVAILABLE, request, None, started, _DRAINING)
+                code = grpc.StatusCode.UNAVAILABLE.value[0]
+                await responses.put(pb.RerankResponse(request_id=request.request_id, error=pb.Error(code=code, message=_DRAINING)))
+                return
             self._enter()
             try:
                 response = await self._rerank(request, self._deadline(context))
