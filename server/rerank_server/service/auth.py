@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -53,15 +55,23 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
 _MESSAGE = "missing or wrong bearer token: send metadata 'authorization: Bearer <token>' (rerank --header authorization='Bearer TOKEN')"
 
 
+async def _drain(requests: Any) -> None:
+    async for _ in requests:
+        pass
+
+
 def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
     """A handler of the same shape as ``handler`` that fails with UNAUTHENTICATED."""
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MESSAGE)
 
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        # Ending the stream with a status (rather than raising through abort) avoids a race with the
-        # caller's half-close that gRPC core reports as INTERNAL.
+    async def streaming(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        # Ending a stream while the caller is still sending races with its half-close, and gRPC core
+        # then reports INTERNAL instead of our status: read what it sends first (for a second at most).
+        if hasattr(requests, "__aiter__"):
+            with contextlib.suppress(asyncio.TimeoutError, grpc.RpcError):
+                await asyncio.wait_for(_drain(requests), 1.0)
         context.set_code(grpc.StatusCode.UNAUTHENTICATED)
         context.set_details(_MESSAGE)
         return

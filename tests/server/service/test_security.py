@@ -27,7 +27,8 @@ def test_bearer_tokens(cross_scorer: Any, tmp_path: Path) -> None:
             with RerankClient(running.target, token=token) as client:
                 assert client.rerank("q", ["d"]).results
         for token in (None, "wrong"):
-            with RerankClient(running.target, token=token) as client:
+            # retries=0: a refusal is final, and the client's retry layer is not what is tested here
+            with RerankClient(running.target, token=token, retries=0) as client:
                 with pytest.raises(RerankError) as info:
                     client.rerank("q", ["d"])
                 assert info.value.code is grpc.StatusCode.UNAUTHENTICATED
