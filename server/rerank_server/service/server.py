@@ -43,9 +43,11 @@ class RerankServer:
             ("grpc.so_reuseport", 0),  # two servers on one port would split traffic silently
             *config.connections.grpc_options(),
         ]
-        interceptors: list[grpc.aio.ServerInterceptor] = [MalformedRequestInterceptor()]
+        interceptors: list[grpc.aio.ServerInterceptor] = []
         if config.security.auth_token_file:
             interceptors.append(BearerTokenInterceptor(read_tokens(config.security.auth_token_file)))
+        # Last, so that it wraps the servicer's own handlers (the same objects every call) and can cache them.
+        interceptors.append(MalformedRequestInterceptor())
         self._server = grpc.aio.server(
             options=options, interceptors=interceptors, maximum_concurrent_rpcs=config.max_concurrent_rpcs
         )
@@ -113,10 +115,6 @@ class RerankServer:
         remaining = None if grace is None else max(0.0, grace - (time.monotonic() - started))
         await self._server.stop(remaining)
         await self.registry.aclose(drain=True)
-
-    async def wait_for_termination(self) -> None:
-        """Block until the server stops."""
-        await self._server.wait_for_termination()
 
 
 def _credentials(security: SecurityConfig) -> grpc.ServerCredentials:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -72,11 +73,11 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         """Rank the documents of one request."""
-        return await self._unary("Rerank", request, self._rerank(request, self._deadline(context)), context)
+        return await self._unary("Rerank", request, lambda: self._rerank(request, self._deadline(context)), context)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         """Score arbitrary pairs, in input order."""
-        return await self._unary("Score", request, self._score(request, self._deadline(context)), context)
+        return await self._unary("Score", request, lambda: self._score(request, self._deadline(context)), context)
 
     async def wait_idle(self, timeout: float | None) -> bool:
         """Wait until no request is in progress (or ``timeout`` passes); True if idle."""
@@ -86,24 +87,28 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             return False
         return True
 
-    def _enter(self) -> None:
+    @contextlib.contextmanager
+    def _admitted(self) -> Iterator[None]:
+        """Count a request as in flight while it runs; once draining, refuse it with UNAVAILABLE instead,
+        before it counts, so that draining can finish while callers keep arriving."""
+        if self.draining:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, _DRAINING)
         self._in_flight += 1
         self._idle.clear()
-
-    def _leave(self) -> None:
-        self._in_flight -= 1
-        if self._in_flight == 0:
-            self._idle.set()
-
-    async def _unary(self, method: str, request: Any, work: Awaitable[_Response], context: grpc.aio.ServicerContext) -> _Response:
-        started = time.monotonic()
-        if self.draining:  # refused before it counts as in flight, so that draining can finish
-            work.close()  # type: ignore[attr-defined]  # the coroutine never runs
-            self._answered(method, grpc.StatusCode.UNAVAILABLE, request, None, started, _DRAINING)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, _DRAINING)
-        self._enter()
         try:
-            response = await work
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _unary(
+        self, method: str, request: Any, work: Callable[[], Awaitable[_Response]], context: grpc.aio.ServicerContext
+    ) -> _Response:
+        started = time.monotonic()
+        try:
+            with self._admitted():
+                response = await work()
         except asyncio.CancelledError:
             self._answered(method, grpc.StatusCode.CANCELLED, request, None, started)
             raise
@@ -112,8 +117,6 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             self._answered(method, code, request, None, started, message)
             await context.abort(code, message)
             raise  # unreachable: abort raises
-        finally:
-            self._leave()
         self._answered(method, grpc.StatusCode.OK, request, response, started)
         return response
 
@@ -150,14 +153,9 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
         async def answer(request: pb.RerankRequest) -> None:
             started = time.monotonic()
-            if self.draining:  # refused before it counts as in flight, as in _unary
-                self._answered("RerankStream", grpc.StatusCode.UNAVAILABLE, request, None, started, _DRAINING)
-                code = grpc.StatusCode.UNAVAILABLE.value[0]
-                await responses.put(pb.RerankResponse(request_id=request.request_id, error=pb.Error(code=code, message=_DRAINING)))
-                return
-            self._enter()
             try:
-                response = await self._rerank(request, self._deadline(context))
+                with self._admitted():
+                    response = await self._rerank(request, self._deadline(context))
                 self._answered("RerankStream", grpc.StatusCode.OK, request, response, started)
             except Exception as exc:
                 code, message = to_status(exc)
@@ -165,8 +163,6 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                     request_id=request.request_id, error=pb.Error(code=code.value[0], message=message)
                 )
                 self._answered("RerankStream", code, request, None, started, message)
-            finally:
-                self._leave()
             await responses.put(response)
 
         async def read() -> None:
@@ -212,8 +208,6 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         return None if remaining is None else time.monotonic() + remaining
 
     def _model(self, name: str) -> ServedModel:
-        if self.draining:
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, _DRAINING)
         if not self.ready:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are still loading; retry shortly")
         return self.registry.get(name)

@@ -7,44 +7,13 @@ so later requests are known to be queued when their callers give up.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from typing import Any
 
 import grpc
 import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
-from tests.server_harness import ServerThread
-
-
-class GatedScorer:
-    """A real scorer whose batches wait at a gate, recording every pair they were given."""
-
-    def __init__(self, scorer: Any) -> None:
-        self._scorer = scorer
-        self.info = scorer.info
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-        self.seen: list[Any] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._scorer, name)
-
-    def run_batch(self, items: list[Any]) -> list[Any]:
-        self.seen.extend(items)
-        self.entered.set()
-        if not self.gate.wait(timeout=60):
-            raise TimeoutError("gate never opened")
-        return self._scorer.run_batch(items)
-
-
-async def _until(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition never held")
-        await asyncio.sleep(0.005)
+from tests.server_harness import GatedScorer, ServerThread, until
 
 
 def test_expired_and_cancelled_callers_never_reach_the_model(cross_scorer: Any) -> None:
@@ -55,15 +24,15 @@ def test_expired_and_cancelled_callers_never_reach_the_model(cross_scorer: Any) 
         async def scenario() -> None:
             async with AsyncRerankClient(running.target, timeout=60) as client:
                 first = asyncio.create_task(client.rerank("q", ["holds the model"]))
-                await _until(gated.entered.is_set)
+                await until(gated.entered.is_set)
                 late = asyncio.create_task(client.rerank("q", ["late a", "late b", "late c"], timeout=1.0))
                 gone = asyncio.create_task(client.rerank("q", ["gone a", "gone b"]))
-                await _until(lambda: batcher.queued == 5)
+                await until(lambda: batcher.queued == 5)
                 gone.cancel()
                 with pytest.raises(RerankError) as info:
                     await late
                 assert info.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
-                await _until(lambda: batcher.queued == 0)
+                await until(lambda: batcher.queued == 0)
                 gated.gate.set()
                 assert (await first).results
                 with pytest.raises(asyncio.CancelledError):

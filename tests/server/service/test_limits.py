@@ -9,8 +9,7 @@ import grpc
 import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
-from tests.server.service.test_cancellation import GatedScorer, _until
-from tests.server_harness import ServerThread
+from tests.server_harness import GatedScorer, ServerThread, until
 
 
 def test_max_request_time_caps_requests_without_a_deadline(cross_scorer: Any) -> None:
@@ -21,7 +20,7 @@ def test_max_request_time_caps_requests_without_a_deadline(cross_scorer: Any) ->
         async def scenario() -> None:
             async with AsyncRerankClient(running.target, timeout=None) as client:
                 first = asyncio.create_task(client.rerank("q", ["holds the model"]))
-                await _until(gated.entered.is_set)
+                await until(gated.entered.is_set)
                 with pytest.raises(RerankError) as info:  # no client deadline, yet it ends
                     await client.rerank("q", ["waits", "too", "long"])
                 assert info.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -40,9 +39,9 @@ def test_max_concurrent_rpcs_refuses_the_excess_at_once(cross_scorer: Any) -> No
         async def scenario() -> list[Any]:
             async with AsyncRerankClient(running.target, timeout=60, retries=0) as client:
                 held = [asyncio.create_task(client.rerank("q", ["held 0"]))]
-                await _until(gated.entered.is_set)
+                await until(gated.entered.is_set)
                 held.append(asyncio.create_task(client.rerank("q", ["held 1"])))
-                await _until(lambda: running.model().batcher.queued >= 1)
+                await until(lambda: running.model().batcher.queued >= 1)
                 with pytest.raises(RerankError) as info:
                     await client.rerank("q", ["one too many"])
                 gated.gate.set()
