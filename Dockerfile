@@ -4,6 +4,7 @@
 #   docker build -t rerank-grpc:0.1.0-cuda --build-arg TORCH_VARIANT=cu128 .                        CUDA build of torch
 #   docker build -t rerank-grpc:0.1.0-msmarco --build-arg MODEL_NAME=ms-marco \
 #       --build-arg MODEL_SOURCE=cross-encoder/ms-marco-MiniLM-L-6-v2 .    bake a hub model into the image
+#   docker build -t rerank-grpc:0.1.0-openvino --build-arg EXTRAS=server,openvino .   adds --backend openvino
 #   docker run -p 50051:50051 -v /models/bge:/models/bge -e RERANK_MODELS=bge=/models/bge rerank-grpc:0.1.0
 #                                                                          or mount a model directory
 
@@ -13,6 +14,8 @@ FROM ${PYTHON_IMAGE} AS build
 # cpu, or a CUDA variant of the PyTorch wheel index (cu126, cu128, ...).
 ARG TORCH_VARIANT=cpu
 ARG TORCH_VERSION=2.13.0
+# Extras to install: server, plus openvino and/or onnx for rerank-server --backend openvino|onnx.
+ARG EXTRAS=server
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY protos ./protos
@@ -20,7 +23,7 @@ COPY client ./client
 COPY server ./server
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" "torch==${TORCH_VERSION}" \
-    && /opt/venv/bin/pip install --no-cache-dir ".[server]"
+    && /opt/venv/bin/pip install --no-cache-dir ".[${EXTRAS}]"
 
 FROM build AS model
 # A hub model to bake into the image's Hugging Face cache at build time ("bundled": nothing to fetch).

@@ -102,7 +102,7 @@ def test_port_in_use_is_a_clear_error() -> None:
 
 def test_help_explains_every_flag() -> None:
     done = run_cli("rerank-server", "--help")
-    for flag in ("--host", "--port", "--model", "--device", "--dtype", "--max-batch-size", "--max-batch-tokens",
+    for flag in ("--host", "--port", "--model", "--device", "--dtype", "--backend", "--max-batch-size", "--max-batch-tokens",
                  "--max-wait-ms", "--max-queued-pairs", "--max-documents", "--max-message-bytes", "--grace",
                  "--trust-remote-code", "--log-level"):
         assert flag in done.stdout

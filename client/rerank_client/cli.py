@@ -165,7 +165,7 @@ def _run_models(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         b = m.batching
         default = " (default)" if m.is_default else ""
         out.write(
-            f"{m.name}{default}: {m.kind} from {m.source}, max {m.max_seq_length} tokens, {m.device}/{m.dtype}; "
+            f"{m.name}{default}: {m.kind} from {m.source}, max {m.max_seq_length} tokens, {m.device}/{m.dtype}/{m.backend}; "
             f"batches of <= {b.max_batch_size} pairs / {b.max_batch_tokens} tokens / {b.max_wait_ms:g} ms, "
             f"queue {b.max_queued_pairs}\n"
         )

@@ -129,6 +129,7 @@ def model_list(msg: pb.ListModelsResponse) -> ModelList:
                     m.batching.max_batch_size, m.batching.max_batch_tokens, m.batching.max_wait_ms, m.batching.max_queued_pairs
                 ),
                 is_default=m.is_default,
+                backend=m.backend or "torch",
             )
             for m in msg.models
         ],

@@ -87,6 +87,7 @@ class ModelInfo:
     dtype: str
     batching: BatchingLimits
     is_default: bool
+    backend: str = "torch"  # what runs the network: torch, onnx or openvino
 
 
 @dataclass(frozen=True)

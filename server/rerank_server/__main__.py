@@ -57,7 +57,7 @@ async def run(config: ServerConfig) -> int:
 async def _load_all(server: RerankServer, config: ServerConfig) -> None:
     for spec in config.models:
         log.info("loading %s from %s", spec.name, spec.source)
-        scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code)
+        scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
         server.add_model(ServedModel.create(scorer, config.batching))
 
 

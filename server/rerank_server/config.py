@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .batching import BatchPolicy
 from .models.bundled import BUNDLED_NAME
-from .models.device import PRECISIONS
+from .models.device import BACKENDS, PRECISIONS
 from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
 
 DEFAULT_PORT = 50051
@@ -86,6 +86,7 @@ class ServerConfig:
     models: tuple[ModelSpec, ...] = field(default_factory=lambda: (parse_model_arg(DEFAULT_MODEL),))
     device: str = "auto"
     dtype: str = "auto"
+    backend: str = "torch"
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     max_documents: int = 1000
     max_message_bytes: int = 16 * 1024 * 1024
@@ -194,7 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PRECISIONS,
         help=(
             "precision: auto is float16 on CUDA, bfloat16 on CPUs with AVX512-BF16 or AMX, float32 elsewhere; "
-            "int8 quantizes the linear layers dynamically (CPU only) (default %(default)s)"
+            "int8 quantizes the linear layers dynamically (CPU only; it moves rankings, see README) (default %(default)s)"
+        ),
+    )
+    models.add_argument(
+        "--backend",
+        default=_env("BACKEND", d.backend),
+        choices=BACKENDS,
+        help=(
+            "what runs cross-encoders: torch (any device), or on the CPU onnx (ONNX Runtime: float32, int8) or "
+            "openvino (OpenVINO: auto is bfloat16 where the CPU has it; also float32, float16, int8). onnx and "
+            "openvino use the model's shipped onnx/ or openvino/ files, else export it at start-up; install them "
+            "with pip install 'rerank-grpc[onnx]' or '[openvino]' (default %(default)s)"
         ),
     )
     models.add_argument(
@@ -254,12 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _device_limits(device: str) -> tuple[int, int]:
+def _device_limits(device: str, backend: str) -> tuple[int, int]:
     """Default (max pairs, max padded tokens) for the device ``--device`` resolves to."""
     from .models.device import resolve_device
 
     try:
-        kind = resolve_device(device).split(":")[0]
+        kind = resolve_device(device, backend).split(":")[0]
     except ValueError:
         kind = "cpu"  # the model load reports the bad --device with its fix
     return DEVICE_BATCH_LIMITS.get(kind, DEVICE_BATCH_LIMITS["cpu"])
@@ -272,7 +284,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     raw_models = args.models or args._env_models or [DEFAULT_MODEL]
     try:
         specs = tuple(parse_model_arg(m) for m in raw_models)
-        size, tokens = _device_limits(args.device)
+        size, tokens = _device_limits(args.device, args.backend)
         batching = BatchingConfig(
             args.max_batch_size or size, args.max_batch_tokens or tokens, args.max_wait_ms, args.max_queued_pairs, args.batching
         )
@@ -300,6 +312,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         models=specs,
         device=args.device,
         dtype=args.dtype,
+        backend=args.backend,
         batching=batching,
         max_documents=args.max_documents,
         max_message_bytes=args.max_message_bytes,

@@ -523,6 +523,7 @@ class ModelInfo(_message.Message):
     DTYPE_FIELD_NUMBER: _builtins.int
     BATCHING_FIELD_NUMBER: _builtins.int
     IS_DEFAULT_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name requests use in RerankRequest.model."""
     kind: Global___ModelKind.ValueType
@@ -536,6 +537,8 @@ class ModelInfo(_message.Message):
     """e.g. "float32" or "bfloat16"."""
     is_default: _builtins.bool
     """Requests with an empty model name go to this model."""
+    backend: _builtins.str
+    """What runs the network: "torch", "onnx" (ONNX Runtime) or "openvino"."""
     @_builtins.property
     def batching(self) -> Global___BatchingLimits: ...
     def __init__(
@@ -549,10 +552,11 @@ class ModelInfo(_message.Message):
         dtype: _builtins.str = ...,
         batching: Global___BatchingLimits | None = ...,
         is_default: _builtins.bool = ...,
+        backend: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "device", b"device", "dtype", b"dtype", "is_default", b"is_default", "kind", b"kind", "max_seq_length", b"max_seq_length", "name", b"name", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "batching", b"batching", "device", b"device", "dtype", b"dtype", "is_default", b"is_default", "kind", b"kind", "max_seq_length", b"max_seq_length", "name", b"name", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,17 +55,32 @@ class Throughput:
         }
 
 
+BatchRun = Callable[[list[tuple[str, str]]], Any]
+
+
+def predict_batches(model: Any) -> BatchRun:
+    """One ``CrossEncoder.predict`` call per batch (its default activation, as a user would call it)."""
+    return lambda batch: model.predict(batch, batch_size=len(batch), show_progress_bar=False)
+
+
 def inprocess(
-    model: Any, pairs: Sequence[tuple[str, str]], lengths: Sequence[int], batch_size: int, label: str, shape: dict[str, int]
+    run: BatchRun, pairs: Sequence[tuple[str, str]], lengths: Sequence[int], batch_size: int, label: str, shape: dict[str, int]
 ) -> tuple[Throughput, np.ndarray]:
-    """``CrossEncoder.predict`` over ``pairs`` at ``batch_size`` (after a warm-up batch); ``shape`` is the
-    model's layers, hidden and intermediate sizes, for counting FLOPs."""
-    model.predict(list(pairs[:batch_size]), batch_size=batch_size, show_progress_bar=False)
+    """``run`` over ``pairs`` in batches of ``batch_size`` (after a warm-up batch), scores in input order.
+
+    Pairs are batched in order of token length, as ``predict`` itself sorts a long input, so every
+    contender pads alike. ``shape`` is the model's layers, hidden and intermediate sizes, for FLOPs.
+    """
+    order = sorted(range(len(pairs)), key=lambda i: lengths[i])
+    run([pairs[i] for i in order[:batch_size]])
+    scores = np.empty(len(pairs), dtype=np.float64)
     start = time.perf_counter()
-    scores = model.predict(list(pairs), batch_size=batch_size, show_progress_bar=False)
+    for at in range(0, len(order), batch_size):
+        chunk = order[at : at + batch_size]
+        scores[chunk] = np.asarray(run([pairs[i] for i in chunk]), dtype=np.float64).reshape(-1)
     seconds = time.perf_counter() - start
     flops = sum(flops_per_pair(n, **shape) for n in lengths)
-    return Throughput(label, len(pairs), sum(lengths), seconds, flops), np.asarray(scores, dtype=np.float64)
+    return Throughput(label, len(pairs), sum(lengths), seconds, flops), scores
 
 
 def server_env() -> dict[str, str]:

@@ -40,6 +40,7 @@ class ModelInfo:
     max_seq_length: int
     device: str
     dtype: str
+    backend: str = "torch"  # what runs the network: torch, onnx (ONNX Runtime) or openvino
 
 
 @dataclass(frozen=True)

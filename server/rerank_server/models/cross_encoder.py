@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,9 +24,12 @@ class CrossEncoderScorer:
     The model is asked for logits (an identity activation), and the model's own activation is applied
     per request in :meth:`normalize`, so RAW scores equal what ``CrossEncoder.predict`` returns and
     SIGMOID is the sigmoid of the logit whatever activation the model was saved with.
+
+    ``logits`` replaces ``predict`` as what runs a batch (an ONNX Runtime or OpenVINO graph of the
+    same network); the model then still provides the tokenizer and the activation.
     """
 
-    def __init__(self, model: Any, info: ModelInfo) -> None:
+    def __init__(self, model: Any, info: ModelInfo, logits: Callable[[list[tuple[str, str]]], np.ndarray] | None = None) -> None:
         if model.num_labels != 1:
             raise ValueError(
                 f"{info.source} has {model.num_labels} output labels; a reranker has exactly one "
@@ -37,6 +40,7 @@ class CrossEncoderScorer:
         self._activation = model.activation_fn
         self._identity = torch.nn.Identity()
         self._tokens = TokenCounter(model.tokenizer, info.max_seq_length)
+        self._logits = logits or self._predict
 
     def plan_rerank(self, query: str, documents: Sequence[str], windowing: Windowing | None = None) -> ScoringPlan:
         """One pair per document (per window with ``windowing``); the query is tokenized once."""
@@ -68,15 +72,19 @@ class CrossEncoderScorer:
 
     def run_batch(self, items: list[Any]) -> list[float]:
         """Logits for a batch of pairs, in one forward pass."""
+        return [float(x) for x in np.asarray(self._logits(items)).reshape(-1)]
+
+    def _predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         with released_on_oom():
-            logits = self.model.predict(
-                items,
-                batch_size=len(items),
-                activation_fn=self._identity,
-                convert_to_numpy=True,
-                show_progress_bar=False,
+            return np.asarray(
+                self.model.predict(
+                    pairs,
+                    batch_size=len(pairs),
+                    activation_fn=self._identity,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
             )
-        return [float(x) for x in np.asarray(logits).reshape(-1)]
 
     def normalize(self, raw: Scores, normalization: Normalization) -> Scores:
         """RAW applies the model's own activation (as predict does); SIGMOID the logistic function."""

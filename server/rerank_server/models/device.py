@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
+BACKENDS = ("torch", "onnx", "openvino")  # what runs the network: PyTorch, ONNX Runtime, OpenVINO
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,15 @@ class Precision:
     quantize_int8: bool = False  # dynamic int8 quantization of nn.Linear (CPU only)
 
 
-def resolve_device(requested: str) -> str:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; anything else is checked and returned."""
+def resolve_device(requested: str, backend: str = "torch") -> str:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; anything else is checked and returned.
+
+    The ONNX Runtime and OpenVINO backends run on the CPU here, so ``auto`` is the CPU for them.
+    """
+    if backend != "torch":
+        if requested not in ("auto", "cpu"):
+            raise ValueError(f"--backend {backend} runs on the CPU; give --device cpu, or --backend torch for {requested}")
+        return "cpu"
     if requested == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -50,12 +58,23 @@ def cpu_has_fast_bf16() -> bool:
     return any(flag in flags for flag in (" avx512_bf16", " amx_bf16"))
 
 
-def resolve_precision(requested: str, device: str) -> Precision:
-    """``auto``: float16 on CUDA, bfloat16 on CPUs with native bf16, float32 elsewhere.
+# What each exported-graph backend can run; the torch model they are exported from stays float32.
+_EXPORTED_PRECISIONS = {"onnx": ("float32", "int8"), "openvino": ("float32", "bfloat16", "float16", "int8")}
+
+
+def resolve_precision(requested: str, device: str, backend: str = "torch") -> Precision:
+    """``auto``: float16 on CUDA, bfloat16 on CPUs with native bf16 (torch and OpenVINO), float32 elsewhere.
 
     The benchmark (``rerank-bench``) measures each choice's speed and its ranking agreement with
-    float32; auto only picks a setting that kept rankings (Spearman >= 0.99) there.
+    float32; auto only picks a setting that kept rankings (Spearman >= 0.99) there. int8 never did.
     """
+    if backend != "torch":
+        allowed = _EXPORTED_PRECISIONS[backend]
+        if requested == "auto":
+            requested = "bfloat16" if backend == "openvino" and cpu_has_fast_bf16() else "float32"
+        if requested not in allowed:
+            raise ValueError(f"--backend {backend} runs {' or '.join(allowed)}, not --dtype {requested}; pick one of those or --backend torch")
+        return Precision(requested, torch.float32)
     if requested == "auto":
         if device.startswith("cuda"):
             return Precision("float16", torch.float16)

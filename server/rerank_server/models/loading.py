@@ -112,16 +112,18 @@ def detect_kind(directory: Path) -> ModelKind:
 
 
 def load_scorer(
-    spec: ModelSpec, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False
+    spec: ModelSpec, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, backend: str = "torch"
 ) -> Scorer:
-    """Load ``spec`` onto ``device`` in ``dtype``; every failure becomes one :class:`ModelLoadError`."""
+    """Load ``spec`` onto ``device`` in ``dtype``, run by ``backend``; every failure becomes one :class:`ModelLoadError`."""
     try:
-        resolved_device = resolve_device(device)
-        precision = resolve_precision(dtype, resolved_device)
+        resolved_device = resolve_device(device, backend)
+        precision = resolve_precision(dtype, resolved_device, backend)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
     directory = resolve_source(spec.source)
     kind = spec.kind or detect_kind(directory)
+    if backend != "torch" and kind is not ModelKind.CROSS_ENCODER:
+        raise ModelLoadError(f"--backend {backend} serves cross-encoders; serve the {kind.value} {spec.name} with --backend torch")
     common: dict[str, Any] = {
         "device": resolved_device,
         "trust_remote_code": trust_remote_code,
@@ -136,14 +138,20 @@ def load_scorer(
 
             model = CrossEncoder(str(directory), **common)
             _quantize(model, precision)
-            return CrossEncoderScorer(model, _info(spec, kind, model, resolved_device, precision))
+            info = _info(spec, kind, model, resolved_device, precision, backend)
+            if backend == "torch":
+                return CrossEncoderScorer(model, info)
+            from .exported import load_exported
+
+            logits = load_exported(backend, directory, model[0].model, model.tokenizer, info.max_seq_length, precision.name)
+            return CrossEncoderScorer(model, info, logits)
         from sentence_transformers import SentenceTransformer
 
         from .bi_encoder import BiEncoderScorer
 
         model = SentenceTransformer(str(directory), **common)
         _quantize(model, precision)
-        return BiEncoderScorer(model, _info(spec, kind, model, resolved_device, precision))
+        return BiEncoderScorer(model, _info(spec, kind, model, resolved_device, precision, backend))
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -157,7 +165,7 @@ def _quantize(model: Any, precision: Precision) -> None:
         quantize_linear_int8(model)
 
 
-def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, precision: Precision) -> ModelInfo:
+def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, precision: Precision, backend: str) -> ModelInfo:
     max_len = getattr(model, "max_seq_length", None) or 512
     return ModelInfo(
         name=spec.name,
@@ -166,4 +174,5 @@ def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, precisio
         max_seq_length=int(max_len),
         device=str(getattr(model, "device", device)),
         dtype=precision.name,
+        backend=backend,
     )

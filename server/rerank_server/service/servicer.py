@@ -288,6 +288,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             max_seq_length=info.max_seq_length,
             device=info.device,
             dtype=info.dtype,
+            backend=info.backend,
             batching=pb.BatchingLimits(
                 max_batch_size=limits.max_batch_size,
                 max_batch_tokens=limits.max_batch_tokens,

@@ -1,0 +1,200 @@
+"""A cross-encoder's network run by ONNX Runtime or OpenVINO instead of torch (``--backend``).
+
+The same files the sentence-transformers ONNX / OpenVINO backends read are used when the model
+directory ships them (``onnx/model.onnx``, ``openvino/openvino_model.xml``, as many hub rerankers do);
+otherwise the loaded torch model is exported at start-up (seconds for a MiniLM). sentence-transformers'
+own backends go through optimum, whose releases pin transformers below the versions this server
+runs with; exporting with torch and running the graphs directly needs only the runtimes.
+
+Everything here is synchronous: the model thread tokenizes a batch and runs the compiled graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .device import cpu_has_fast_bf16
+
+log = logging.getLogger(__name__)
+
+# The inputs a BERT-like sequence classifier takes; models without token types (RoBERTa, XLM-R) omit one.
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_SHIPPED = {"onnx": Path("onnx") / "model.onnx", "openvino": Path("openvino") / "openvino_model.xml"}
+
+Graph = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+class BackendUnavailable(RuntimeError):
+    """The runtime a backend needs is not installed; the message names the extra to install."""
+
+
+class ExportedLogits:
+    """Logits for (query, document) pairs from a compiled graph, tokenized as ``CrossEncoder.predict`` does.
+
+    Pairs longer than ``max_length`` are cut longest-first, and a batch is padded to its longest pair,
+    exactly as sentence-transformers prepares them, so scores match the torch backend's to rounding.
+    """
+
+    def __init__(self, graph: Graph, input_names: Sequence[str], tokenizer: Any, max_length: int) -> None:
+        self._graph = graph
+        self._inputs = tuple(input_names)
+        self._tokenizer = tokenizer
+        self._max_length = max_length
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One logit per pair, as float32."""
+        encoded = self._tokenizer(
+            [q for q, _ in pairs],
+            [d for _, d in pairs],
+            padding=True,
+            truncation="longest_first",
+            max_length=self._max_length,
+            return_tensors="np",
+        )
+        feed = {name: np.asarray(encoded[name], dtype=np.int64) for name in self._inputs}
+        return np.asarray(self._graph(feed), dtype=np.float32).reshape(len(pairs), -1)[:, 0]
+
+
+def shipped_graph(directory: Path, backend: str) -> Path | None:
+    """The graph file the model directory ships for ``backend``, where sentence-transformers looks for it."""
+    path = directory / _SHIPPED[backend]
+    return path if path.is_file() else None
+
+
+def export_onnx(hf_model: Any, tokenizer: Any, path: Path) -> list[str]:
+    """Write ``hf_model`` (a transformers sequence classifier) to ``path`` as ONNX; returns its input names.
+
+    Attention is exported in its eager form: the runtimes fuse it themselves, and the graph traced from
+    PyTorch's fused SDPA kernel ran measurably slower under both (see README, benchmark row 4).
+    """
+    import torch
+
+    if hasattr(hf_model, "set_attn_implementation"):
+        hf_model.set_attn_implementation("eager")
+    sample = tokenizer(["a query"], ["a document to export with"], return_tensors="pt")
+    names = [name for name in _INPUTS if name in sample]
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in names}
+    hf_model.eval()
+    # Tracing warns about Python-side branches on shapes; the graph is checked against torch's scores
+    # (tests), and the warnings would only alarm whoever reads the start-up log.
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            hf_model,
+            (),
+            str(path),
+            kwargs={name: sample[name] for name in names},
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={**dynamic, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles every BERT-like model
+        )
+    return names
+
+
+def onnx_graph(path: Path, int8: bool, threads: int | None) -> tuple[Graph, list[str]]:
+    """An ONNX Runtime CPU session for ``path``; with ``int8`` its linear layers quantized dynamically."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendUnavailable("--backend onnx needs ONNX Runtime: pip install 'rerank-grpc[onnx]'") from exc
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = path.with_name(path.stem + "_qint8.onnx")
+        # Per-channel scales keep rankings far closer to float32 than one scale per tensor (measured).
+        quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+        path = quantized
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(session.run(None, feed)[0])
+
+    return run, names
+
+
+def openvino_graph(path: Path, precision_hint: str, calibration: Callable[[], list[dict[str, np.ndarray]]] | None) -> tuple[Graph, list[str]]:
+    """An OpenVINO CPU model compiled from ``path`` (ONNX or IR) at ``precision_hint`` (f32, bf16, f16).
+
+    With ``calibration``, weights and activations are quantized to int8 first (NNCF post-training
+    quantization over the batches it returns).
+    """
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise BackendUnavailable("--backend openvino needs OpenVINO: pip install 'rerank-grpc[openvino]'") from exc
+    model = ov.Core().read_model(str(path))
+    if calibration is not None:
+        try:
+            import nncf
+        except ImportError as exc:
+            raise BackendUnavailable("--backend openvino --dtype int8 needs NNCF: pip install 'rerank-grpc[openvino]'") from exc
+        batches = calibration()
+        model = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision_hint})
+    names = [port.get_any_name() for port in compiled.inputs]
+    request = compiled.create_infer_request()
+
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+        # One infer request, reused: the model thread is the only caller.
+        return np.asarray(request.infer(feed)[0])
+
+    return run, names
+
+
+def calibration_batches(tokenizer: Any, max_length: int, batches: int = 24, size: int = 8) -> list[dict[str, np.ndarray]]:
+    """Tokenized (query, passage) batches of real English of mixed length, for int8 calibration."""
+    import random
+
+    from rerank_client.loadtest.corpus import Corpus
+    from rerank_client.loadtest.workload import Workload
+
+    workload = Workload(Corpus.builtin(), documents=(size, size), min_tokens=20, max_tokens=min(400, max_length))
+    rng = random.Random(0)
+    out = []
+    for _ in range(batches):
+        spec = workload.draw(rng)
+        encoded = tokenizer([spec.query] * size, list(spec.documents), padding=True, truncation="longest_first", max_length=max_length, return_tensors="np")
+        out.append({name: np.asarray(encoded[name], dtype=np.int64) for name in _INPUTS if name in encoded})
+    return out
+
+
+def load_exported(
+    backend: str, directory: Path, hf_model: Any, tokenizer: Any, max_length: int, precision: str, threads: int | None = None
+) -> ExportedLogits:
+    """Compile the cross-encoder in ``directory`` (loaded in torch as ``hf_model``) for ``backend``.
+
+    ``precision`` is already resolved: float32 or int8 for onnx; float32, bfloat16, float16 or int8
+    for openvino.
+    """
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rerank-export-") as scratch:
+        path = shipped_graph(directory, backend)
+        if path is None:
+            path = Path(scratch) / "model.onnx"
+            export_onnx(hf_model, tokenizer, path)
+            origin = "exported from torch"
+        else:
+            origin = f"shipped {path.relative_to(directory)}"
+        if backend == "onnx":
+            graph, names = onnx_graph(path, int8=precision == "int8", threads=threads)
+        else:
+            hints = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "bf16" if cpu_has_fast_bf16() else "f32"}
+            calibrate = (lambda: calibration_batches(tokenizer, max_length)) if precision == "int8" else None
+            graph, names = openvino_graph(path, hints[precision], calibrate)
+    log.info("%s graph ready in %.1f s (%s, %s)", backend, time.perf_counter() - started, origin, precision)
+    return ExportedLogits(graph, names, tokenizer, max_length)
+
