@@ -39,6 +39,8 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=model /opt/hf /opt/hf
 RUN useradd --create-home --uid 10001 --user-group rerank
 USER 10001:10001
+# OpenVINO (EXTRAS=...,openvino) sends usage telemetry unless its user opted out; a server should not.
+RUN if [ -x /opt/venv/bin/opt_in_out ]; then /opt/venv/bin/opt_in_out --opt_out; fi
 # Bind every interface inside the container; serve the baked (or bundled) model; never reach the hub
 # at run time: a model comes from the image or a mounted volume.
 ENV PATH=/opt/venv/bin:$PATH \

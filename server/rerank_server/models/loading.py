@@ -144,6 +144,8 @@ def load_scorer(
             from .exported import load_exported
 
             logits = load_exported(backend, directory, model[0].model, model.tokenizer, info.max_seq_length, precision.name)
+            # The runtime holds its own copy of the weights; torch's would only double the memory.
+            model[0].model.to("meta")
             return CrossEncoderScorer(model, info, logits)
         from sentence_transformers import SentenceTransformer
 

@@ -27,6 +27,8 @@ def _scores(scorer: Any, pairs: list[tuple[str, str]] = PAIRS) -> np.ndarray:
 def test_float32_graphs_score_as_torch_does(backend: str, tiny_cross_encoder: Path, cross_scorer: Any) -> None:
     scorer = load_scorer(parse_model_arg(f"tiny={tiny_cross_encoder}"), device="auto", dtype="float32", backend=backend)
     assert (scorer.info.backend, scorer.info.dtype, scorer.info.device) == (backend, "float32", "cpu")
+    # torch's copy of the weights is released once the runtime holds its own.
+    assert {p.device.type for p in scorer.model[0].model.parameters()} == {"meta"}
     assert any(cross_scorer.plan_pairs(PAIRS).truncated), "the pairs should include one past max_seq_length"
     np.testing.assert_allclose(_scores(scorer), _scores(cross_scorer), atol=1e-4)
     # A pair scores the same alone as padded inside a batch.
@@ -70,6 +72,11 @@ def test_a_shipped_onnx_file_is_used_instead_of_exporting(tmp_path: Path, tiny_c
     export_onnx(other.model[0].model, other.model.tokenizer, shipped / "onnx" / "model.onnx")
     scorer = load_scorer(parse_model_arg(f"tiny={shipped}"), dtype="float32", backend="onnx")
     np.testing.assert_allclose(_scores(scorer), _scores(other), atol=1e-4)
+    # Quantizing a shipped graph writes nothing next to it (a hub cache or mounted volume may be read-only).
+    before = sorted(p.name for p in shipped.rglob("*"))
+    quantized = load_scorer(parse_model_arg(f"tiny={shipped}"), dtype="int8", backend="onnx")
+    np.testing.assert_allclose(_scores(quantized), _scores(other), atol=0.05)
+    assert sorted(p.name for p in shipped.rglob("*")) == before
 
 
 def test_backend_refusals_name_the_fix(tiny_cross_encoder: Path) -> None:
@@ -114,3 +121,18 @@ def test_the_flag_and_its_environment_variable_reach_the_model(tiny_cross_encode
     monkeypatch.delenv("RERANK_BACKEND")
     with ServerProcess("--model", f"tiny={tiny_cross_encoder}", "--backend", "openvino", "--dtype", "float32") as server, RerankClient(server.target) as client:
         assert client.list_models().models[0].backend == "openvino"
+
+
+@pytest.mark.slow
+def test_int8_leaves_the_scoring_head_in_float(tmp_path: Path, cross_scorer: Any) -> None:
+    import onnx
+
+    from rerank_server.models.exported import export_onnx, onnx_graph
+
+    export_onnx(cross_scorer.model[0].model, cross_scorer.model.tokenizer, tmp_path / "model.onnx")
+    onnx_graph(tmp_path / "model.onnx", tmp_path / "int8.onnx")
+    nodes = onnx.load(str(tmp_path / "int8.onnx")).graph.node
+    quantized = {n.name for n in nodes if n.op_type == "MatMulInteger"}
+    assert any("/encoder/" in name for name in quantized)
+    assert not any("classifier" in name or "pooler" in name for name in quantized)
+    assert any(n.op_type in ("Gemm", "MatMul") and n.name.startswith("/classifier") for n in nodes)
