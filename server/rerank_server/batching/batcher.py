@@ -83,8 +83,9 @@ class MicroBatcher(Generic[P, R]):
     new items queue up, so the next batch is fuller under load and latency stays flat when idle.
 
     A batch closes when the queue holds ``max_batch_size`` items or ``max_batch_tokens`` tokens, or
-    ``max_wait_s`` after the oldest waiting item arrived. The items in it are the oldest one and its
-    nearest neighbours by cost, so long and short items are not padded together.
+    ``max_wait_s`` after the oldest waiting item arrived. The items in it are a run of similar cost
+    that holds at least one item of the oldest waiting submission (see :meth:`BatchPolicy.select`),
+    so long and short items are not padded together and no submission starves.
 
     Submissions whose caller was cancelled, or whose deadline passed, leave the queue before their items
     reach the model. When ``process`` raises, the batch is retried in halves until the failing items are

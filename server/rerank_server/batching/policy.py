@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -38,23 +40,53 @@ class BatchPolicy:
         """Whether ``count`` items padded to ``longest`` tokens stay within both limits."""
         return count <= self.max_batch_size and count * longest <= self.max_batch_tokens
 
-    def select(self, costs: Sequence[int], anchor: int) -> range:
-        """Pick a batch from ``costs`` sorted ascending: a contiguous run that contains ``anchor``.
+    @property
+    def batch_overhead_tokens(self) -> float:
+        """What one more batch costs, in padded tokens: one item of the size the limits were set for.
 
-        The anchor is the oldest waiting item, so it always runs (nothing starves) even when it alone
-        is over the token budget. Around it the run grows one neighbour at a time towards whichever
-        neighbour's cost is nearer the anchor's, so a batch holds items of similar length and pads
-        little. Because the costs are sorted, the run's longest item is always its last.
+        It is what keeps :meth:`select` from running items one by one (a lone item pads nothing) and
+        from padding many short items to one long one just to fill a batch.
         """
-        lo, hi = anchor, anchor + 1  # the run is costs[lo:hi]
-        target = costs[anchor]
-        while hi - lo < self.max_batch_size:
-            can_left = lo > 0 and self.fits(hi - lo + 1, costs[hi - 1])
-            can_right = hi < len(costs) and self.fits(hi - lo + 1, costs[hi])
-            if can_left and (not can_right or target - costs[lo - 1] <= costs[hi] - target):
-                lo -= 1
-            elif can_right:
-                hi += 1
-            else:
-                break
-        return range(lo, hi)
+        return self.max_batch_tokens / self.max_batch_size
+
+    def select(self, costs: Sequence[int], anchors: Collection[int]) -> range:
+        """Pick a batch from ``costs`` sorted ascending: a contiguous run holding at least one anchor.
+
+        The anchors are the items of the oldest waiting submission, so every batch advances it and
+        nothing starves. Among the runs the limits allow, the one with the least cost per item wins:
+        its padding (items padded to its longest, which is its last as costs are sorted) plus
+        :attr:`batch_overhead_tokens`, over its item count.
+
+        Choosing among all of the oldest submission's items, not only around one of them, is what keeps
+        padding low when few requests are queued: the neighbourhood of one item is then sparse
+        (measured on the benchmark's load: 5.6% padding, against 12.5% around the oldest item alone and
+        2.5% for ``predict`` sorting every pair at once; see README).
+        """
+        if not anchors:
+            raise ValueError("select needs at least one anchor")
+        cost = np.asarray(costs, dtype=np.int64)
+        marks = np.unique(np.asarray(list(anchors), dtype=np.int64))
+        # Only runs ending within max_batch_size after an anchor can hold one.
+        near = np.zeros(len(cost) + 1, dtype=np.int64)
+        np.add.at(near, marks, 1)
+        np.add.at(near, np.minimum(marks + self.max_batch_size, len(cost)), -1)
+        ends = np.flatnonzero(np.cumsum(near[:-1]) > 0)
+        longest = cost[ends]
+        room = np.clip(self.max_batch_tokens // np.maximum(longest, 1), 1, self.max_batch_size)
+        prefix = np.concatenate(([0], np.cumsum(cost)))
+        best, chosen = np.inf, range(int(marks[0]), int(marks[0]) + 1)
+        # Vectorised over the candidate ends, one pass per run length: this runs between model batches,
+        # where a Python loop over thousands of queued items would cost milliseconds.
+        for count in range(1, self.max_batch_size + 1):
+            starts = ends + 1 - count
+            nearest = np.searchsorted(marks, starts)  # the first anchor at or after each start
+            ok = (starts >= 0) & (count <= room) & (nearest < len(marks))
+            ok &= marks[np.minimum(nearest, len(marks) - 1)] <= ends
+            if not ok.any():
+                continue
+            padding = count * longest - (prefix[ends + 1] - prefix[np.maximum(starts, 0)])
+            per_item = np.where(ok, (padding + self.batch_overhead_tokens) / count, np.inf)
+            at = int(np.argmin(per_item))
+            if per_item[at] < best:
+                best, chosen = float(per_item[at]), range(int(starts[at]), int(ends[at]) + 1)
+        return chosen

@@ -26,6 +26,7 @@ class WorkQueue:
         self.capacity = capacity
         self._by_cost: list[WorkItem[Any]] = []
         self._keys: list[tuple[int, int]] = []
+        self._costs: list[int] = []  # the keys' costs, kept alongside for the batch policy
         self._by_arrival: deque[WorkItem[Any]] = deque()  # may hold items already taken; skipped lazily
         self._total_cost = 0
 
@@ -49,6 +50,7 @@ class WorkQueue:
         for item in items:
             position = bisect.bisect_right(self._keys, item.key)
             self._keys.insert(position, item.key)
+            self._costs.insert(position, item.cost)
             self._by_cost.insert(position, item)
             self._by_arrival.append(item)
             self._total_cost += item.cost
@@ -66,22 +68,35 @@ class WorkQueue:
         return policy.group_by_length and self._total_cost >= policy.max_batch_tokens
 
     def take_batch(self, policy: BatchPolicy) -> list[WorkItem[Any]]:
-        """Remove and return the next batch: the oldest item and its nearest neighbours by cost
-        (or, without length grouping, the oldest items in arrival order)."""
+        """Remove and return the next batch: a run of similar cost holding at least one item of the
+        oldest waiting submission (or, without length grouping, the oldest items in arrival order)."""
         oldest = self.oldest()
         if oldest is None:
             return []
         if not policy.group_by_length:
             return self._take_oldest(policy.max_batch_size)
-        anchor = bisect.bisect_left(self._keys, oldest.key)
-        chosen = policy.select(self._keys_costs(), anchor)
+        chosen = policy.select(self._costs, self._positions_of(oldest.ticket))
         batch = self._by_cost[chosen.start : chosen.stop]
         del self._by_cost[chosen.start : chosen.stop]
         del self._keys[chosen.start : chosen.stop]
+        del self._costs[chosen.start : chosen.stop]
         for item in batch:
             item.queued = False
             self._total_cost -= item.cost
         return batch
+
+    def _positions_of(self, ticket: Any) -> list[int]:
+        """Where the queued items of ``ticket`` sit in cost order (the arrival deque holds them together,
+        in order, from the oldest item on)."""
+        positions: list[int] = []
+        for item in self._by_arrival:
+            if item.ticket is not ticket:
+                if positions:
+                    break
+                continue
+            if item.queued:
+                positions.append(bisect.bisect_left(self._keys, item.key))
+        return positions
 
     def _take_oldest(self, count: int) -> list[WorkItem[Any]]:
         batch: list[WorkItem[Any]] = []
@@ -100,24 +115,9 @@ class WorkQueue:
                 continue
             position = bisect.bisect_left(self._keys, item.key)
             del self._keys[position]
+            del self._costs[position]
             del self._by_cost[position]
             item.queued = False
             self._total_cost -= item.cost
             removed += 1
         return removed
-
-    def _keys_costs(self) -> _CostView:
-        return _CostView(self._keys)
-
-
-class _CostView(Sequence[int]):
-    """The costs of the sorted keys, without copying them for every batch."""
-
-    def __init__(self, keys: list[tuple[int, int]]) -> None:
-        self._keys = keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __getitem__(self, index: int) -> int:  # type: ignore[override]
-        return self._keys[index][0]
