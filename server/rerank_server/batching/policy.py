@@ -36,10 +36,6 @@ class BatchPolicy:
         if self.max_wait_s < 0:
             raise ValueError(f"max_wait_s must not be negative, got {self.max_wait_s}")
 
-    def fits(self, count: int, longest: int) -> bool:
-        """Whether ``count`` items padded to ``longest`` tokens stay within both limits."""
-        return count <= self.max_batch_size and count * longest <= self.max_batch_tokens
-
     @property
     def batch_overhead_tokens(self) -> float:
         """What one more batch costs, in padded tokens: one item of the size the limits were set for.
