@@ -72,8 +72,12 @@ class BatchPolicy:
         prefix = np.concatenate(([0], np.cumsum(cost)))
         best, chosen = np.inf, range(int(marks[0]), int(marks[0]) + 1)
         # Vectorised over the candidate ends, one pass per run length: this runs between model batches,
-        # where a Python loop over thousands of queued items would cost milliseconds.
-        for count in range(1, self.max_batch_size + 1):
+        # where a Python loop over thousands of queued items would cost milliseconds. Longest runs first:
+        # a run of ``count`` items costs at least overhead / count per item, so once that reaches the
+        # best found, no shorter run can win.
+        for count in range(self.max_batch_size, 0, -1):
+            if self.batch_overhead_tokens / count >= best:
+                break
             starts = ends + 1 - count
             nearest = np.searchsorted(marks, starts)  # the first anchor at or after each start
             ok = (starts >= 0) & (count <= room) & (nearest < len(marks))
@@ -83,6 +87,6 @@ class BatchPolicy:
             padding = count * longest - (prefix[ends + 1] - prefix[np.maximum(starts, 0)])
             per_item = np.where(ok, (padding + self.batch_overhead_tokens) / count, np.inf)
             at = int(np.argmin(per_item))
-            if per_item[at] < best:
+            if per_item[at] < best:  # ties keep the longer run, found first
                 best, chosen = float(per_item[at]), range(int(starts[at]), int(ends[at]) + 1)
         return chosen

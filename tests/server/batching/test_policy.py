@@ -66,3 +66,28 @@ def test_selection_respects_the_limits_and_holds_an_anchor(
     assert 1 <= len(chosen) <= size
     if len(chosen) > 1:
         assert len(chosen) * costs[chosen[-1]] <= budget
+
+
+@given(
+    costs=st.lists(st.integers(1, 600), min_size=1, max_size=40).map(sorted),
+    size=st.integers(1, 12),
+    budget=st.integers(1, 5000),
+    data=st.data(),
+)
+def test_selection_is_the_cheapest_run_per_item(costs: list[int], size: int, budget: int, data: st.DataObject) -> None:
+    """Against every allowed run, enumerated: the vectorised search and its early exit miss none."""
+    anchors = data.draw(st.sets(st.integers(0, len(costs) - 1), min_size=1))
+    policy = BatchPolicy(max_batch_size=size, max_batch_tokens=budget)
+
+    def per_item(run: range) -> float:
+        longest = costs[run[-1]]
+        return (len(run) * longest - sum(costs[i] for i in run) + policy.batch_overhead_tokens) / len(run)
+
+    allowed = [
+        range(start, end + 1)
+        for end in range(len(costs))
+        for start in range(end + 1)
+        if anchors & set(range(start, end + 1))
+        and (end - start + 1 == 1 or ((end - start + 1) <= size and (end - start + 1) * costs[end] <= budget))
+    ]
+    assert per_item(policy.select(costs, anchors)) == pytest.approx(min(per_item(r) for r in allowed))
