@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import QueueFull
 from .policy import BatchPolicy
-from .ticket import WorkItem
+from .ticket import Ticket, WorkItem
 
 
 class WorkQueue:
@@ -85,7 +85,7 @@ class WorkQueue:
             self._total_cost -= item.cost
         return batch
 
-    def _positions_of(self, ticket: Any) -> list[int]:
+    def _positions_of(self, ticket: Ticket[Any]) -> list[int]:
         """Where the queued items of ``ticket`` sit in cost order (the arrival deque holds them together,
         in order, from the oldest item on)."""
         positions: list[int] = []
