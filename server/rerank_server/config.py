@@ -108,8 +108,31 @@ class ServerConfig:
         return f"{host}:{self.port}"
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"RERANK_{name}", default)
+def env_name(dest: str) -> str:
+    """The environment variable that sets a flag, from the flag's argparse ``dest``: --max-batch-size
+    (max_batch_size) is RERANK_MAX_BATCH_SIZE, --model (models, repeatable) is RERANK_MODELS."""
+    return "RERANK_" + dest.upper()
+
+
+def _defaults_from_environment(parser: argparse.ArgumentParser) -> None:
+    """Let RERANK_<FLAG> set every flag's default: one rule for all flags instead of one per flag.
+
+    Values are strings, which argparse converts with the flag's type (a bad one is reported under the
+    flag's name); on/off flags take 1, true or yes; choices are checked here, as argparse checks them
+    only on the command line. RERANK_MODELS is a comma-separated list of --model values.
+    """
+    for action in parser._actions:
+        value = os.environ.get(env_name(action.dest), "").strip()
+        if not value or not action.option_strings or action.dest == "help":
+            continue
+        if action.dest == "models":  # kept apart: an "append" flag would add --model values to its default
+            parser.set_defaults(env_models=[m.strip() for m in value.split(",") if m.strip()])
+        elif isinstance(action, argparse._StoreTrueAction):
+            parser.set_defaults(**{action.dest: value.lower() in ("1", "true", "yes")})
+        elif action.choices is not None and value not in action.choices:
+            parser.error(f"{env_name(action.dest)}={value!r}: choose from {', '.join(map(str, action.choices))}")
+        else:
+            parser.set_defaults(**{action.dest: value})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,49 +155,47 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     net = parser.add_argument_group("network")
-    net.add_argument("--host", default=_env("HOST", d.host), help="interface to listen on (default %(default)s; 0.0.0.0 for all)")
-    net.add_argument("--port", type=int, default=int(_env("PORT", str(d.port))), help="port to listen on; 0 picks a free one (default %(default)s)")
+    net.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s; 0.0.0.0 for all)")
+    net.add_argument("--port", type=int, default=d.port, help="port to listen on; 0 picks a free one (default %(default)s)")
     net.add_argument(
         "--max-message-bytes",
         type=int,
-        default=int(_env("MAX_MESSAGE_BYTES", str(d.max_message_bytes))),
+        default=d.max_message_bytes,
         help="largest request or response in bytes; bigger ones fail with RESOURCE_EXHAUSTED (default %(default)s)",
     )
     net.add_argument(
         "--max-concurrent-rpcs",
         type=int,
-        default=int(_env("MAX_CONCURRENT_RPCS", "0")) or None,
+        default=None,
         help="calls served at once; more are refused at once with RESOURCE_EXHAUSTED (default: no cap beyond the queue)",
     )
     net.add_argument(
         "--max-request-time",
         type=float,
-        default=float(_env("MAX_REQUEST_TIME", "0")) or None,
+        default=None,
         help="seconds any request may take, whatever deadline its caller set; its queued pairs are dropped after (default: the caller's deadline)",
     )
-    net.add_argument("--keepalive-time", type=float, default=float(_env("KEEPALIVE_TIME", "60")), help="seconds between keepalive pings on idle connections (default %(default)s)")
-    net.add_argument("--keepalive-timeout", type=float, default=float(_env("KEEPALIVE_TIMEOUT", "20")), help="seconds to wait for a ping's answer before closing the connection (default %(default)s)")
+    net.add_argument("--keepalive-time", type=float, default=60.0, help="seconds between keepalive pings on idle connections (default %(default)s)")
+    net.add_argument("--keepalive-timeout", type=float, default=20.0, help="seconds to wait for a ping's answer before closing the connection (default %(default)s)")
     net.add_argument(
         "--max-connection-age",
         type=float,
-        default=float(_env("MAX_CONNECTION_AGE", "0")) or None,
+        default=None,
         help="close connections after this many seconds so clients re-resolve and spread over new replicas (default: never)",
     )
-    net.add_argument("--max-connection-age-grace", type=float, default=float(_env("MAX_CONNECTION_AGE_GRACE", "30")), help="seconds an aged connection gets to finish its calls (default %(default)s)")
-    net.add_argument("--grace", type=float, default=float(_env("GRACE", str(d.grace_s))), help="seconds to finish in-flight requests on SIGTERM/SIGINT (default %(default)s)")
+    net.add_argument("--max-connection-age-grace", type=float, default=30.0, help="seconds an aged connection gets to finish its calls (default %(default)s)")
+    net.add_argument("--grace", type=float, default=d.grace_s, help="seconds to finish in-flight requests on SIGTERM/SIGINT (default %(default)s)")
 
     sec = parser.add_argument_group("security")
-    sec.add_argument("--tls-cert", default=_env("TLS_CERT", "") or None, help="PEM certificate chain: serve TLS instead of plaintext (with --tls-key)")
-    sec.add_argument("--tls-key", default=_env("TLS_KEY", "") or None, help="PEM private key of --tls-cert")
-    sec.add_argument("--tls-client-ca", default=_env("TLS_CLIENT_CA", "") or None, help="PEM CA bundle: require client certificates signed by it (mutual TLS)")
+    sec.add_argument("--tls-cert", help="PEM certificate chain: serve TLS instead of plaintext (with --tls-key)")
+    sec.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    sec.add_argument("--tls-client-ca", help="PEM CA bundle: require client certificates signed by it (mutual TLS)")
     sec.add_argument(
         "--auth-token-file",
-        default=_env("AUTH_TOKEN_FILE", "") or None,
         help="file of accepted bearer tokens, one per line (several allow rotation); calls without 'authorization: Bearer TOKEN' fail with UNAUTHENTICATED; health checks stay open",
     )
 
     models = parser.add_argument_group("models")
-    env_models = [m for m in _env("MODELS", "").split(",") if m.strip()]
     models.add_argument(
         "--model",
         action="append",
@@ -187,11 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
             f"served under its own name. (default: {DEFAULT_MODEL}, which needs the hub or its cache)"
         ),
     )
-    parser.set_defaults(models=None, _env_models=env_models)
-    models.add_argument("--device", default=_env("DEVICE", d.device), help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default %(default)s)")
+    parser.set_defaults(models=None, env_models=None)
+    models.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default %(default)s)")
     models.add_argument(
         "--dtype",
-        default=_env("DTYPE", d.dtype),
+        default=d.dtype,
         choices=PRECISIONS,
         help=(
             "precision: auto is float16 on CUDA, bfloat16 on CPUs with AVX512-BF16 or AMX, float32 elsewhere; "
@@ -200,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument(
         "--backend",
-        default=_env("BACKEND", d.backend),
+        default=d.backend,
         choices=BACKENDS,
         help=(
             "what runs cross-encoders: torch (any device), or on the CPU onnx (ONNX Runtime: float32, int8) or "
@@ -212,57 +233,54 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--trust-remote-code",
         action="store_true",
-        default=_env("TRUST_REMOTE_CODE", "") == "1",
         help="allow models whose repository ships its own Python code; only for code you have read",
     )
 
     batching = parser.add_argument_group("batching (per model)")
-    size_env, tokens_env = _env("MAX_BATCH_SIZE", ""), _env("MAX_BATCH_TOKENS", "")
     batching.add_argument(
         "--max-batch-size",
         type=int,
-        default=int(size_env) if size_env else None,
         help="a batch closes at this many pairs (default: 16 on CPU, 64 on CUDA, 32 on MPS)",
     )
     batching.add_argument(
         "--max-batch-tokens",
         type=int,
-        default=int(tokens_env) if tokens_env else None,
         help="...or at this many padded tokens, pairs x longest pair (default: 2048 on CPU, 32768 on CUDA, 8192 on MPS)",
     )
     batching.add_argument(
         "--max-wait-ms",
         type=float,
-        default=float(_env("MAX_WAIT_MS", str(b.max_wait_ms))),
+        default=b.max_wait_ms,
         help="...or this long after its first pair arrived, whichever comes first (default %(default)s)",
     )
     batching.add_argument(
         "--max-queued-pairs",
         type=int,
-        default=int(_env("MAX_QUEUED_PAIRS", str(b.max_queued_pairs))),
+        default=b.max_queued_pairs,
         help="pairs that may wait for the model; a request that does not fit fails with RESOURCE_EXHAUSTED (default %(default)s)",
     )
     batching.add_argument(
         "--batching",
-        default=_env("BATCHING", b.strategy),
+        default=b.strategy,
         choices=BATCHING_STRATEGIES,
         help=(
             "length: batches of similar length under the token budget (default); arrival: first come first "
             "batched by count only; none: one model call per request. The last two are baselines for benchmarks"
         ),
     )
-    batching.add_argument("--max-documents", type=int, default=int(_env("MAX_DOCUMENTS", str(d.max_documents))), help="most documents in one Rerank request or pairs in one Score request (default %(default)s)")
+    batching.add_argument("--max-documents", type=int, default=d.max_documents, help="most documents in one Rerank request or pairs in one Score request (default %(default)s)")
 
     obs = parser.add_argument_group("observability")
-    obs.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level), choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default %(default)s)")
-    obs.add_argument("--log-format", default=_env("LOG_FORMAT", d.log_format), choices=["text", "json"], help="text lines, or one JSON object per line for log collectors (default %(default)s)")
-    obs.add_argument("--log-requests", action="store_true", default=_env("LOG_REQUESTS", "") == "1", help="log every request: method, status, model, pairs, time and request_id")
+    obs.add_argument("--log-level", default=d.log_level, choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default %(default)s)")
+    obs.add_argument("--log-format", default=d.log_format, choices=["text", "json"], help="text lines, or one JSON object per line for log collectors (default %(default)s)")
+    obs.add_argument("--log-requests", action="store_true", help="log every request: method, status, model, pairs, time and request_id")
     obs.add_argument(
         "--metrics-port",
         type=int,
-        default=int(_env("METRICS_PORT", "-1")),
+        default=-1,
         help="serve Prometheus metrics over HTTP at /metrics on this port (0 picks a free one; default: off)",
     )
+    _defaults_from_environment(parser)
     return parser
 
 
@@ -281,7 +299,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     """Parse ``argv`` into a ServerConfig; bad values exit with a usage message naming the flag."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    raw_models = args.models or args._env_models or [DEFAULT_MODEL]
+    raw_models = args.models or args.env_models or [DEFAULT_MODEL]
     try:
         specs = tuple(parse_model_arg(m) for m in raw_models)
         size, tokens = _device_limits(args.device, args.backend)
@@ -321,9 +339,10 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_level=args.log_level,
         log_format=args.log_format,
         log_requests=args.log_requests,
-        max_request_time_s=args.max_request_time,
-        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        # 0 means "none" for these, as in RERANK_MAX_REQUEST_TIME=0.
+        max_request_time_s=args.max_request_time or None,
+        max_concurrent_rpcs=args.max_concurrent_rpcs or None,
         security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file),
-        connections=ConnectionConfig(args.keepalive_time, args.keepalive_timeout, args.max_connection_age, args.max_connection_age_grace),
+        connections=ConnectionConfig(args.keepalive_time, args.keepalive_timeout, args.max_connection_age or None, args.max_connection_age_grace),
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
     )

@@ -130,9 +130,9 @@ def onnx_graph(path: Path, int8_copy: Path | None) -> tuple[Graph, list[str]]:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        names = [node.name for node in onnx.load(str(path), load_external_data=False).graph.node if _HEAD.fullmatch(node.name)]
+        head = [node.name for node in onnx.load(str(path), load_external_data=False).graph.node if _HEAD.fullmatch(node.name)]
         # The quantizer first rewrites a Gemm as "<name>_MatMul" plus an Add, then applies the exclusions.
-        head = names + [f"{name}_MatMul" for name in names]
+        head += [f"{name}_MatMul" for name in head]
         # Per-channel scales keep rankings far closer to float32 than one scale per tensor (measured).
         with _quiet_root_warning("pre-processing before quantization"):
             quantize_dynamic(str(path), str(int8_copy), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=head)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +14,14 @@ from rerank_server.batching import BatchPolicy
 from rerank_server.batching.errors import QueueFull
 from rerank_server.batching.queue import WorkQueue
 from rerank_server.batching.ticket import Ticket, WorkItem
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A loop only to make futures with; nothing runs on it."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
 
 
 def _submit(queue: WorkQueue, loop: asyncio.AbstractEventLoop, costs: list[int]) -> Ticket[Any]:
@@ -52,26 +61,18 @@ def test_every_batch_advances_the_oldest_submission_and_every_item_runs_once(
         loop.close()
 
 
-def test_length_grouping_pads_less_than_batching_around_one_item() -> None:
+def test_length_grouping_pads_less_than_batching_around_one_item(loop: asyncio.AbstractEventLoop) -> None:
     """Two interleaved requests: runs of similar length come from both, not only around the oldest item."""
-    loop = asyncio.new_event_loop()
-    try:
-        queue = WorkQueue(capacity=100)
-        _submit(queue, loop, [10, 100, 300, 500])
-        _submit(queue, loop, [12, 102, 104, 302, 502])
-        batch = queue.take_batch(BatchPolicy(max_batch_size=3, max_batch_tokens=10_000))
-        assert sorted(i.cost for i in batch) == [100, 102, 104]
-    finally:
-        loop.close()
+    queue = WorkQueue(capacity=100)
+    _submit(queue, loop, [10, 100, 300, 500])
+    _submit(queue, loop, [12, 102, 104, 302, 502])
+    batch = queue.take_batch(BatchPolicy(max_batch_size=3, max_batch_tokens=10_000))
+    assert sorted(i.cost for i in batch) == [100, 102, 104]
 
 
-def test_a_submission_that_does_not_fit_whole_is_refused_whole() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        queue = WorkQueue(capacity=3)
-        _submit(queue, loop, [5, 6])
-        with pytest.raises(QueueFull):
-            _submit(queue, loop, [7, 8])
-        assert len(queue) == 2
-    finally:
-        loop.close()
+def test_a_submission_that_does_not_fit_whole_is_refused_whole(loop: asyncio.AbstractEventLoop) -> None:
+    queue = WorkQueue(capacity=3)
+    _submit(queue, loop, [5, 6])
+    with pytest.raises(QueueFull):
+        _submit(queue, loop, [7, 8])
+    assert len(queue) == 2
