@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .errors import BatcherClosed, DeadlineExceeded
+from .errors import BatcherClosed, DeadlineExceeded, QueueFull
 from .policy import BatchPolicy
 from .queue import WorkQueue
+from .stages import BatchStages, as_stages
 from .ticket import Ticket, WorkItem, set_exception_if_pending, set_result_if_pending
 
 P = TypeVar("P")
@@ -75,17 +76,21 @@ class BatcherStats:
 
 
 class MicroBatcher(Generic[P, R]):
-    """Queues the items of concurrent submissions and runs them through ``process`` in batches.
+    """Queues the items of concurrent submissions and runs them through a model in batches.
 
-    ``process`` is synchronous (a model call): it takes a batch of payloads and returns one result per
-    payload, in order. It runs on one dedicated worker thread, one batch at a time: a second
-    concurrent model call on the same device only fights the first for its cores. While a batch runs,
-    new items queue up, so the next batch is fuller under load and latency stays flat when idle.
+    The model is either a synchronous function (a batch of payloads in, one result per payload out, in
+    order) or :class:`BatchStages` (collate, forward, fetch). Each stage runs on a worker thread of its
+    own, one batch at a time: a second concurrent forward on the same device only fights the first.
+    Up to ``pipeline_depth`` batches are in the stages at once, so batch N+1 is collated while batch N
+    runs and batch N-1 is fetched.
 
-    A batch closes when the queue holds ``max_batch_size`` items or ``max_batch_tokens`` tokens, or
-    ``max_wait_s`` after the oldest waiting item arrived. The items in it are a run of similar cost
-    that holds at least one item of the oldest waiting submission (see :meth:`BatchPolicy.select`),
-    so long and short items are not padded together and no submission starves.
+    A batch is cut when the queue holds ``max_batch_size`` items or ``max_batch_tokens`` tokens and the
+    pipeline has room; a partial batch only once the pipeline is empty (the device is free) and the
+    oldest waiting item has waited ``max_wait_s``. So under load every batch is full and the device
+    never waits for one, and when idle a request waits at most ``max_wait_s`` (0: not at all). The
+    items of a batch are a run of similar cost that holds at least one item of the oldest waiting
+    submission (see :meth:`BatchPolicy.select`), so long and short items are not padded together and
+    no submission starves.
 
     Submissions whose caller was cancelled, or whose deadline passed, leave the queue before their items
     reach the model. When ``process`` raises, the batch is retried in halves until the failing items are
@@ -94,24 +99,33 @@ class MicroBatcher(Generic[P, R]):
 
     def __init__(
         self,
-        process: Callable[[list[P]], Sequence[R]],
+        model: BatchStages[P, R] | Callable[[list[P]], Sequence[R]],
         policy: BatchPolicy,
         *,
         max_queued: int,
         name: str = "model",
         clock: Clock = time.monotonic,
         on_batch: Callable[[BatchRecord], None] | None = None,
+        pipeline_depth: int = 2,
     ) -> None:
+        if pipeline_depth < 1:
+            raise ValueError(f"pipeline_depth must be at least 1, got {pipeline_depth}")
         self.policy = policy
         self.name = name
         self.stats = BatcherStats()
-        self._process = process
+        self.pipeline_depth = pipeline_depth
+        self._stages = as_stages(model)
         self._queue = WorkQueue(max_queued)
         self._clock = clock
         self.on_batch = on_batch  # called with a BatchRecord after every model call (metrics)
         self._live: dict[Ticket[Any], list[WorkItem[P]]] = {}
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        # One thread per stage: stages of consecutive batches overlap, each stage stays in batch order.
+        self._executors = {
+            stage: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-{name}")
+            for stage in ("collate", "forward", "fetch")
+        }
+        self._in_flight: set[asyncio.Task[None]] = set()  # batches cut and not yet answered
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -124,6 +138,13 @@ class MicroBatcher(Generic[P, R]):
     def capacity(self) -> int:
         """Most items that may wait at once."""
         return self._queue.capacity
+
+    def check_room(self, count: int) -> None:
+        """Raise :class:`QueueFull` now if ``count`` items would not fit: lets a caller refuse a request
+        before spending work (tokenizing) on it. :meth:`submit` checks again when it queues."""
+        if count > self._queue.free:
+            self.stats.rejected_submissions += 1
+            raise QueueFull(count, self._queue.free, self._queue.capacity)
 
     def start(self) -> None:
         """Start the batching loop on the running event loop."""
@@ -192,7 +213,8 @@ class MicroBatcher(Generic[P, R]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._executor.shutdown(wait=True)
+        for executor in self._executors.values():
+            executor.shutdown(wait=True)
 
     def _abandon(self, ticket: Ticket[Any], error: BaseException | None) -> None:
         """Drop a ticket's waiting items and, with ``error``, fail it (None: the caller went away)."""
@@ -216,20 +238,23 @@ class MicroBatcher(Generic[P, R]):
             self._abandon(ticket, DeadlineExceeded("deadline passed while waiting for the model"))
 
     async def _wait_for_batch(self) -> None:
-        """Return once a batch should be cut: the queue can fill one, or the oldest item waited enough."""
+        """Return once a batch should be cut: the pipeline has room and the queue can fill a batch, or
+        the pipeline is empty and the oldest item has waited ``max_wait_s``; or once closing."""
         while True:
             self._wakeup.clear()
             oldest = self._queue.oldest()
-            if oldest is not None:
+            remaining: float | None = None
+            if oldest is None:
+                if self._closing:
+                    return
+            elif len(self._in_flight) < self.pipeline_depth:
                 if self._closing or self._queue.full_batch_ready(self.policy):
                     return
-                remaining = oldest.arrived + self.policy.max_wait_s - self._clock()
-                if remaining <= 0:
-                    return
-            elif self._closing:
-                return
-            else:
-                remaining = None
+                if not self._in_flight:  # the device is free: a partial batch may go once it has waited
+                    remaining = oldest.arrived + self.policy.max_wait_s - self._clock()
+                    if remaining <= 0:
+                        return
+            # Otherwise wait for a submission or a finished batch (both set the wakeup) or the window.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
 
@@ -245,23 +270,32 @@ class MicroBatcher(Generic[P, R]):
             raise
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wait_for_batch()
             self._drop_expired(self._clock())
             batch = self._queue.take_batch(self.policy)
             if not batch:
                 if self._closing:
+                    if self._in_flight:
+                        await asyncio.gather(*self._in_flight)
                     return
                 continue
-            await self._run_batch(loop, batch)
+            task = asyncio.get_running_loop().create_task(self._run_batch(batch), name=f"batch-{self.name}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._batch_done)
 
-    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[WorkItem[P]]) -> None:
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wakeup.set()  # the pipeline has room again
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch of %s failed outside the model", self.name, exc_info=task.exception())
+
+    async def _run_batch(self, batch: list[WorkItem[P]]) -> None:
         started = self._clock()
         for item in batch:
             if item.ticket.started_at is None:
                 item.ticket.started_at = started
-        outcomes = await self._process_isolating(loop, batch)
+        outcomes = await self._process_isolating(batch)
         finished = self._clock()
         failed = any(isinstance(o, _Failure) for o in outcomes)
         self._record(batch, finished - started, failed=failed)
@@ -279,7 +313,15 @@ class MicroBatcher(Generic[P, R]):
                 self._live.pop(ticket, None)
                 set_result_if_pending(ticket.future, ticket.results)
 
-    async def _process_isolating(self, loop: asyncio.AbstractEventLoop, items: list[WorkItem[P]]) -> list[Any]:
+    async def _through_stages(self, payloads: list[P]) -> Sequence[R]:
+        """One model call: collate, forward and fetch, each on its stage's thread."""
+        loop = asyncio.get_running_loop()
+        stages, run = self._stages, self._executors
+        inputs = await loop.run_in_executor(run["collate"], stages.collate, payloads)
+        output = await loop.run_in_executor(run["forward"], stages.forward, inputs)
+        return await loop.run_in_executor(run["fetch"], stages.fetch, output)
+
+    async def _process_isolating(self, items: list[WorkItem[P]]) -> list[Any]:
         """Run ``items`` as one model call; if it raises, bisect and run each half on its own.
 
         A batch can fail because of one bad item (then only the requests holding it fail, the rest of the
@@ -290,7 +332,7 @@ class MicroBatcher(Generic[P, R]):
         if not live:
             return [_Failure(BatcherClosed("request abandoned"))] * len(items)
         try:
-            results = await loop.run_in_executor(self._executor, self._process, [item.payload for item in live])
+            results = await self._through_stages([item.payload for item in live])
             if len(results) != len(live):
                 raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(live)}")
             by_item: dict[int, Any] = {id(item): result for item, result in zip(live, results)}
@@ -301,7 +343,7 @@ class MicroBatcher(Generic[P, R]):
                 return [_Failure(exc) if item is live[0] else _Failure(BatcherClosed("request abandoned")) for item in items]
             middle = len(live) // 2
             log.info("model %s failed on a batch of %d (%r); retrying it in halves", self.name, len(live), exc)
-            halves = await self._process_isolating(loop, live[:middle]) + await self._process_isolating(loop, live[middle:])
+            halves = await self._process_isolating(live[:middle]) + await self._process_isolating(live[middle:])
             by_item = {id(item): outcome for item, outcome in zip(live, halves)}
         return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 

@@ -21,12 +21,18 @@ class BatchPolicy:
         group_by_length: cut batches of similar length under the token budget (the default). False
             takes the oldest ``max_batch_size`` items in arrival order and ignores ``max_batch_tokens``:
             plain first-come, count-based batching, kept as the baseline benchmarks compare against.
+        overhead_tokens: what one more model call costs, in padded tokens (None: one item of the size
+            the limits were set for, ``max_batch_tokens / max_batch_size``, right for a CPU whose time
+            grows with tokens). A GPU's call costs about as much as a full batch whatever its size
+            (per-call overhead), so there it is the whole token budget: runs as long as the budget
+            allows beat tightly padded short ones.
     """
 
     max_batch_size: int = 32
     max_batch_tokens: int = 16384
     max_wait_s: float = 0.005
     group_by_length: bool = True
+    overhead_tokens: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -35,14 +41,18 @@ class BatchPolicy:
             raise ValueError(f"max_batch_tokens must be at least 1, got {self.max_batch_tokens}")
         if self.max_wait_s < 0:
             raise ValueError(f"max_wait_s must not be negative, got {self.max_wait_s}")
+        if self.overhead_tokens is not None and self.overhead_tokens < 0:
+            raise ValueError(f"overhead_tokens must not be negative, got {self.overhead_tokens}")
 
     @property
     def batch_overhead_tokens(self) -> float:
-        """What one more batch costs, in padded tokens: one item of the size the limits were set for.
+        """What one more batch costs, in padded tokens (see ``overhead_tokens``).
 
         It is what keeps :meth:`select` from running items one by one (a lone item pads nothing) and
         from padding many short items to one long one just to fill a batch.
         """
+        if self.overhead_tokens is not None:
+            return self.overhead_tokens
         return self.max_batch_tokens / self.max_batch_size
 
     def select(self, costs: Sequence[int], anchors: Collection[int]) -> range:
@@ -74,9 +84,16 @@ class BatchPolicy:
         # Vectorised over the candidate ends, one pass per run length: this runs between model batches,
         # where a Python loop over thousands of queued items would cost milliseconds. Longest runs first:
         # a run of ``count`` items costs at least overhead / count per item, so once that reaches the
-        # best found, no shorter run can win.
-        for count in range(self.max_batch_size, 0, -1):
-            if self.batch_overhead_tokens / count >= best:
+        # best found, no shorter run can win. Up to 64 items a batch every length is tried (exact);
+        # beyond, lengths a 64th of the limit apart plus, per end, the longest run its token budget
+        # allows (GPU batches of thousands would otherwise take thousands of passes).
+        step = max(1, self.max_batch_size // 64)
+        top = int(min(self.max_batch_size, room.max()))
+        candidates: list[int | np.ndarray] = list(range(top, 0, -step))
+        if step > 1:
+            candidates.insert(0, np.minimum(room, top))
+        for count in candidates:
+            if isinstance(count, int) and self.batch_overhead_tokens / count >= best:
                 break
             starts = ends + 1 - count
             nearest = np.searchsorted(marks, starts)  # the first anchor at or after each start

@@ -52,9 +52,11 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> No
             await asyncio.sleep(0.001)
 
 
-def make(model: RecordingModel, **policy: Any) -> MicroBatcher[Any, Any]:
+def make(model: Any, **policy: Any) -> MicroBatcher[Any, Any]:
+    """A batcher over ``model``; one batch in the model at a time unless ``pipeline_depth`` says more."""
     max_queued = policy.pop("max_queued", 10_000)
-    return MicroBatcher(model, BatchPolicy(**policy), max_queued=max_queued, name="test")
+    depth = policy.pop("pipeline_depth", 1)
+    return MicroBatcher(model, BatchPolicy(**policy), max_queued=max_queued, name="test", pipeline_depth=depth)
 
 
 async def test_batch_closes_at_max_batch_size() -> None:
@@ -312,3 +314,81 @@ async def test_per_request_runner_makes_one_model_call_per_request() -> None:
     with pytest.raises(QueueFull):
         await runner.submit(list(range(7)), [1] * 7)
     await runner.aclose()
+
+
+class StagedModel:
+    """A model in three stages that records which batches each stage saw; ``forward`` waits at a gate."""
+
+    def __init__(self, bad: object = None) -> None:
+        self.collated: list[list[Any]] = []
+        self.forwarded: list[list[Any]] = []
+        self.gate = threading.Event()
+        self.bad = bad  # a payload whose batch fails in fetch, as an asynchronous device error would
+
+    def collate(self, payloads: list[Any]) -> list[Any]:
+        self.collated.append(list(payloads))
+        return list(payloads)
+
+    def forward(self, inputs: list[Any]) -> list[Any]:
+        self.forwarded.append(inputs)
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("test gate never opened")
+        return [p * 10 for p in inputs]
+
+    def fetch(self, output: list[Any]) -> list[Any]:
+        if self.bad is not None and self.bad * 10 in output:
+            raise ValueError("bad payload")
+        return output
+
+
+async def test_next_batch_is_collated_while_the_model_runs_and_depth_bounds_the_pipeline() -> None:
+    model = StagedModel()
+    batcher = make(model, max_batch_size=2, max_wait_s=HOUR, pipeline_depth=2)
+    tasks = [asyncio.create_task(batcher.submit([i], [1])) for i in range(6)]
+    # Batch 1 is held in forward; batch 2 is cut and collated meanwhile; batch 3 waits for room.
+    await wait_until(lambda: len(model.collated) == 2)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(model.forwarded) == 1 and len(model.collated) == 2 and batcher.queued == 2
+    model.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert [r.results for r in results] == [[10 * i] for i in range(6)]
+    assert len(model.collated) == 3
+    await batcher.aclose()
+
+
+async def test_a_partial_batch_waits_for_the_pipeline_to_empty_even_with_no_window() -> None:
+    model = StagedModel()
+    batcher = make(model, max_batch_size=4, max_wait_s=0.0, pipeline_depth=2)
+    first = asyncio.create_task(batcher.submit([1], [1]))
+    await wait_until(lambda: len(model.forwarded) == 1)
+    second = asyncio.create_task(batcher.submit([2], [1]))
+    await wait_until(lambda: batcher.queued == 1)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(model.collated) == 1  # not cut while the device is busy: it may still fill
+    third = asyncio.create_task(batcher.submit([3], [1]))
+    await wait_until(lambda: batcher.queued == 2)
+    model.gate.set()
+    await asyncio.gather(first, second, third)
+    assert model.collated[1] == [2, 3]  # both waited for the device and shared its next call
+    await batcher.aclose()
+
+
+async def test_a_failing_fetch_is_isolated_like_a_failing_forward() -> None:
+    model = StagedModel(bad=3)
+    model.gate.set()
+    batcher = make(model, max_batch_size=4, max_wait_s=HOUR, pipeline_depth=2)
+    tasks = [asyncio.create_task(batcher.submit([i], [1])) for i in range(4)]
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [o.results for o in outcomes if not isinstance(o, BaseException)] == [[0], [10], [20]]
+    assert isinstance(outcomes[3], ValueError)
+    await batcher.aclose()
+
+
+async def test_check_room_refuses_before_any_work() -> None:
+    batcher = make(RecordingModel(), max_queued=3)
+    batcher.check_room(3)
+    with pytest.raises(QueueFull, match="3 pairs do not fit|4 pairs do not fit"):
+        batcher.check_room(4)
+    await batcher.aclose()
