@@ -14,24 +14,29 @@ __all__ = ["GatedScorer", "ServerThread", "until"]
 
 
 class GatedScorer:
-    """A real scorer whose batches wait at a gate, recording every pair they were given."""
+    """A real scorer whose batches wait at a gate in the forward stage, recording the text of every
+    input they were given (decoded from its ids, special tokens dropped)."""
 
     def __init__(self, scorer: Any) -> None:
         self._scorer = scorer
         self.info = scorer.info
         self.gate = threading.Event()
         self.entered = threading.Event()
-        self.seen: list[Any] = []
+        self.seen: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._scorer, name)
 
-    def run_batch(self, items: list[Any]) -> list[Any]:
-        self.seen.extend(items)
+    def collate(self, items: list[Any]) -> Any:
+        tokenizer = self._scorer.model.tokenizer
+        self.seen.extend(tokenizer.decode(item.ids.tolist(), skip_special_tokens=True) for item in items)
+        return self._scorer.collate(items)
+
+    def forward(self, inputs: Any) -> Any:
         self.entered.set()
         if not self.gate.wait(timeout=60):
             raise TimeoutError("gate never opened")
-        return self._scorer.run_batch(items)
+        return self._scorer.forward(inputs)
 
 
 async def until(condition: Any, timeout: float = 30.0) -> None:

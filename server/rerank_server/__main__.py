@@ -13,7 +13,6 @@ from .config import ServerConfig, config_from_args
 from .logs import configure as configure_logging
 from .models import ModelLoadError, load_scorer
 from .models.exported import import_runtime_early
-from .runtime import ServedModel
 from .service.server import RerankServer
 
 log = logging.getLogger("rerank_server")
@@ -59,7 +58,7 @@ async def _load_all(server: RerankServer, config: ServerConfig) -> None:
     for spec in config.models:
         log.info("loading %s from %s", spec.name, spec.source)
         scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
-        server.add_model(ServedModel.create(scorer, config.batching))
+        server.serve(scorer)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,15 +7,40 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .batching import BatchPolicy
+from .batching import STRATEGIES, BatchPolicy
 from .models.bundled import BUNDLED_NAME
 from .models.device import BACKENDS, PRECISIONS
 from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
 
 DEFAULT_PORT = 50051
-# Batch limits per device kind when the flags are not given: (max pairs, max padded tokens).
-DEVICE_BATCH_LIMITS = {"cpu": (16, 2048), "cuda": (64, 32768), "mps": (32, 8192)}
-BATCHING_STRATEGIES = ("length", "arrival", "none")
+
+
+@dataclass(frozen=True)
+class DeviceBatching:
+    """Batching defaults for a kind of device, used where the flags are not given.
+
+    Attributes:
+        max_batch_size, max_batch_tokens: where a batch closes (pairs; padded tokens).
+        max_wait_ms: how long a partial batch may wait for company once the device is free.
+        call_overhead: a model call's fixed cost dominates its size (an accelerator: per-call launch
+            overhead), so batch selection weighs one more call as a whole token budget of padding.
+    """
+
+    max_batch_size: int
+    max_batch_tokens: int
+    max_wait_ms: float
+    call_overhead: bool
+
+
+# CPU: the in-process batch sweep on the 2-core build machine (docs/bench): batches past 1-2k padded
+# tokens only add latency. CUDA: forward-only on an H200 (issue 11's table) reached 8% of its ceiling
+# at 128 pairs, 36% at 512 and its ceiling at 2048: big batches, no wait once the device is free.
+DEVICE_BATCHING = {
+    "cpu": DeviceBatching(16, 2048, 5.0, call_overhead=False),
+    "cuda": DeviceBatching(2048, 262144, 0.0, call_overhead=True),
+    "mps": DeviceBatching(32, 8192, 5.0, call_overhead=False),
+}
+BATCHING_STRATEGIES = STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -28,13 +53,28 @@ class BatchingConfig:
     max_wait_ms: float = 5.0
     max_queued_pairs: int = 8192
     strategy: str = "length"  # "length", "arrival" or "none"; see --batching
+    pipeline_depth: int = 2  # batches in the collate / forward / fetch stages at once
+    call_overhead: bool = False  # see DeviceBatching
+
+    @classmethod
+    def for_device(cls, device_kind: str, **given: object) -> BatchingConfig:
+        """The defaults for ``device_kind`` (cpu, cuda, mps), with the fields in ``given`` (None: default) set."""
+        d = DEVICE_BATCHING.get(device_kind, DEVICE_BATCHING["cpu"])
+        defaults = {"max_batch_size": d.max_batch_size, "max_batch_tokens": d.max_batch_tokens, "max_wait_ms": d.max_wait_ms, "call_overhead": d.call_overhead}
+        return cls(**{**defaults, **{k: v for k, v in given.items() if v is not None}})  # type: ignore[arg-type]
 
     def policy(self) -> BatchPolicy:
         """The batcher's view of these limits."""
         if self.strategy not in BATCHING_STRATEGIES:
             raise ValueError(f"--batching must be one of {', '.join(BATCHING_STRATEGIES)}, got {self.strategy!r}")
+        if self.pipeline_depth < 1:
+            raise ValueError(f"--pipeline-depth must be at least 1, got {self.pipeline_depth}")
         return BatchPolicy(
-            self.max_batch_size, self.max_batch_tokens, self.max_wait_ms / 1000.0, group_by_length=self.strategy != "arrival"
+            self.max_batch_size,
+            self.max_batch_tokens,
+            self.max_wait_ms / 1000.0,
+            group_by_length=self.strategy != "arrival",
+            overhead_tokens=float(self.max_batch_tokens) if self.call_overhead else None,
         )
 
 
@@ -86,8 +126,9 @@ class ServerConfig:
     models: tuple[ModelSpec, ...] = field(default_factory=lambda: (parse_model_arg(DEFAULT_MODEL),))
     device: str = "auto"
     dtype: str = "auto"
-    backend: str = "torch"
+    backend: str = "auto"
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    tokenizer_threads: int | None = None  # None: default_tokenizer_threads for the device
     max_documents: int = 1000
     max_message_bytes: int = 16 * 1024 * 1024
     grace_s: float = 30.0
@@ -227,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
             "what runs cross-encoders: torch (any device), or on the CPU onnx (ONNX Runtime: float32, int8) or "
             "openvino (OpenVINO: auto is bfloat16 where the CPU has it; also float32, float16, int8). onnx and "
             "openvino use the model's shipped onnx/ or openvino/ files, else export it at start-up; install them "
-            "with pip install 'rerank-grpc[onnx]' or '[openvino]' (default %(default)s)"
+            "with pip install 'rerank-grpc[onnx]' or '[openvino]'. auto: openvino for cross-encoders on a CPU "
+            "where it is installed (the fastest ranking-safe CPU runtime measured), torch otherwise (default %(default)s)"
         ),
     )
     models.add_argument(
@@ -240,18 +282,37 @@ def build_parser() -> argparse.ArgumentParser:
     batching.add_argument(
         "--max-batch-size",
         type=int,
-        help="a batch closes at this many pairs (default: 16 on CPU, 64 on CUDA, 32 on MPS)",
+        help="a batch closes at this many pairs (default: 16 on CPU, 2048 on CUDA, 32 on MPS)",
     )
     batching.add_argument(
         "--max-batch-tokens",
         type=int,
-        help="...or at this many padded tokens, pairs x longest pair (default: 2048 on CPU, 32768 on CUDA, 8192 on MPS)",
+        help="...or at this many padded tokens, pairs x longest pair (default: 2048 on CPU, 262144 on CUDA, 8192 on MPS)",
     )
     batching.add_argument(
         "--max-wait-ms",
         type=float,
-        default=b.max_wait_ms,
-        help="...or this long after its first pair arrived, whichever comes first (default %(default)s)",
+        help=(
+            "...or, once the device is free, this long after its first pair arrived; while the device is busy "
+            "only full batches are cut ahead (default: 5 on CPU and MPS, 0 on CUDA)"
+        ),
+    )
+    batching.add_argument(
+        "--pipeline-depth",
+        type=int,
+        default=b.pipeline_depth,
+        help=(
+            "batches in flight at once: while the device runs one, the next is padded and copied to it and the "
+            "last one's scores are copied back; 1 runs batches strictly one after another (default %(default)s)"
+        ),
+    )
+    batching.add_argument(
+        "--tokenizer-threads",
+        type=int,
+        help=(
+            "threads that tokenize requests as they arrive (each text once; fast tokenizers run in parallel on "
+            "them) (default: half the cores on CPU; all cores but two, at most 16, with a GPU)"
+        ),
     )
     batching.add_argument(
         "--max-queued-pairs",
@@ -284,15 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _device_limits(device: str, backend: str) -> tuple[int, int]:
-    """Default (max pairs, max padded tokens) for the device ``--device`` resolves to."""
+def device_kind(device: str, backend: str) -> str:
+    """cpu, cuda or mps: the kind of device ``--device`` resolves to."""
     from .models.device import resolve_device
 
     try:
-        kind = resolve_device(device, backend).split(":")[0]
+        return resolve_device(device, backend).split(":")[0]
     except ValueError:
-        kind = "cpu"  # the model load reports the bad --device with its fix
-    return DEVICE_BATCH_LIMITS.get(kind, DEVICE_BATCH_LIMITS["cpu"])
+        return "cpu"  # the model load reports the bad --device with its fix
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
@@ -302,9 +362,15 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     raw_models = args.models or args.env_models or [DEFAULT_MODEL]
     try:
         specs = tuple(parse_model_arg(m) for m in raw_models)
-        size, tokens = _device_limits(args.device, args.backend)
-        batching = BatchingConfig(
-            args.max_batch_size or size, args.max_batch_tokens or tokens, args.max_wait_ms, args.max_queued_pairs, args.batching
+        kind = device_kind(args.device, args.backend)
+        batching = BatchingConfig.for_device(
+            kind,
+            max_batch_size=args.max_batch_size or None,
+            max_batch_tokens=args.max_batch_tokens or None,
+            max_wait_ms=args.max_wait_ms,
+            max_queued_pairs=args.max_queued_pairs,
+            strategy=args.batching,
+            pipeline_depth=args.pipeline_depth,
         )
         batching.policy()  # validates the limits
     except ValueError as exc:
@@ -312,6 +378,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         parser.error(f"--model names must be unique, got {names}")
+    if args.tokenizer_threads is not None and args.tokenizer_threads < 1:
+        parser.error(f"--tokenizer-threads must be at least 1, got {args.tokenizer_threads}")
     for flag, value in (("--max-queued-pairs", args.max_queued_pairs), ("--max-documents", args.max_documents), ("--max-message-bytes", args.max_message_bytes)):
         if value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
@@ -332,6 +400,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         dtype=args.dtype,
         backend=args.backend,
         batching=batching,
+        tokenizer_threads=args.tokenizer_threads,
         max_documents=args.max_documents,
         max_message_bytes=args.max_message_bytes,
         grace_s=args.grace,

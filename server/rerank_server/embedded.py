@@ -14,7 +14,7 @@ from typing import Any
 
 from .config import BatchingConfig, ServerConfig
 from .models import Scorer
-from .runtime import ServedModel
+from .engine import ServedModel
 from .service.server import RerankServer
 
 
@@ -68,7 +68,7 @@ class BackgroundServer:
         server = RerankServer(self.config)
         await server.start()
         for scorer in self.scorers:
-            server.add_model(ServedModel.create(scorer, self.batching))
+            server.serve(scorer)
         if self.ready:
             await server.mark_ready()
         return server

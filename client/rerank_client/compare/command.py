@@ -77,7 +77,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.
             cross = args.cross_model or client.list_models().default_model
             source = ServerSource(client, cross, args.embed_model)
             names = (cross, args.embed_model)
-        comparisons = compare(source, queries, args.top_k)
+        try:
+            comparisons = compare(source, queries, args.top_k)
+        finally:
+            source.close()
     except (OSError, ValueError, KeyError) as exc:
         raise SystemExit(f"rerank compare: error: {exc}") from None
     except RerankError as exc:

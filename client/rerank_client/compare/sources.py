@@ -29,6 +29,10 @@ class Source(Protocol):
         """Both models' raw scores for every document."""
         ...
 
+    def close(self) -> None:
+        """Release what the source holds (a channel, loaded models)."""
+        ...
+
 
 def load_examples(path: str | None) -> list[dict[str, Any]]:
     """Queries with their documents: from ``path`` (JSON like the example) or the shipped example set."""
@@ -68,27 +72,33 @@ class ServerSource:
         embed = self.client.score([(query, d) for d in documents], model=self.embed_model).scores
         return Scored(cross, list(embed), tokens, truncated, self.max_length)
 
+    def close(self) -> None:
+        """Close the client's channel."""
+        self.client.close()
+
 
 class LocalSource:
-    """Both models loaded in this process through the server's model layer (needs rerank-grpc[server])."""
+    """Both models loaded in this process and scored by the server's engine (needs rerank-grpc[server])."""
 
     def __init__(self, cross_source: str, embed_source: str, device: str = "auto") -> None:
         try:
-            from rerank_server.models import ModelKind, load_scorer, parse_model_arg
+            from rerank_server.local import LocalEngine
         except ImportError as exc:
             raise ValueError("--local needs the server's model layer: pip install 'rerank-grpc[server]'") from exc
-        self.cross = load_scorer(parse_model_arg(f"cross={ModelKind.CROSS_ENCODER.value}:{cross_source}"), device=device, dtype="float32")
-        self.embed = load_scorer(parse_model_arg(f"embed={ModelKind.BI_ENCODER.value}:{embed_source}"), device=device, dtype="float32")
+        self.engine = LocalEngine([f"cross=cross-encoder:{cross_source}", f"embed=bi-encoder:{embed_source}"], device=device, dtype="float32")
 
     def score(self, query: str, documents: list[str]) -> Scored:
-        """Scores as the server would compute them, without the server."""
-        from rerank_server.models import Normalization
+        """Scores as the server would compute them, without the server: one Score per pair, as
+        :class:`ServerSource` asks, so each pair's tokens come back in its own usage."""
+        cross, tokens, truncated = [], [], []
+        for doc in documents:
+            result = self.engine.score("cross", [(query, doc)])
+            cross.append(result.scores[0])
+            tokens.append(result.usage.tokens)
+            truncated.append(result.truncated[0])
+        embed = self.engine.score("embed", [(query, d) for d in documents]).scores
+        return Scored(cross, embed, tokens, truncated, self.engine.info("cross").max_seq_length)
 
-        def run(scorer: Any) -> tuple[list[float], Any]:
-            plan = scorer.plan_rerank(query, documents)
-            raw = plan.combine(scorer.run_batch(plan.items))
-            return [float(x) for x in scorer.normalize(raw, Normalization.RAW)], plan
-
-        cross, plan = run(self.cross)
-        embed, _ = run(self.embed)
-        return Scored(cross, embed, list(plan.pair_tokens), list(plan.truncated), self.cross.info.max_seq_length)
+    def close(self) -> None:
+        """Release the models."""
+        self.engine.close()

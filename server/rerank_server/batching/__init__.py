@@ -1,16 +1,22 @@
 """The batching core: pure asyncio, knows neither gRPC nor torch.
 
 Callers :meth:`MicroBatcher.submit` work items with a token cost; the batcher groups the items of many
-concurrent callers into batches cut by a :class:`BatchPolicy`, runs each batch through a synchronous
-function on a worker thread and hands every caller back its own results in its own order.
+concurrent callers into batches cut by a :class:`BatchPolicy`, runs each batch through the model's
+synchronous :class:`BatchStages` (collate, forward, fetch; pipelined on worker threads) and hands every
+caller back its own results in its own order. :func:`create_batcher` picks the strategy.
 """
 
 from .batcher import BatcherStats, Completed, MicroBatcher
 from .errors import BatcherClosed, BatchingError, DeadlineExceeded, QueueFull
 from .policy import BatchPolicy
+from .stages import BatchStages
+from .strategies import STRATEGIES, Batcher, create_batcher
 
 __all__ = [
+    "STRATEGIES",
     "BatchPolicy",
+    "BatchStages",
+    "Batcher",
     "BatcherClosed",
     "BatcherStats",
     "BatchingError",
@@ -18,4 +24,5 @@ __all__ = [
     "DeadlineExceeded",
     "MicroBatcher",
     "QueueFull",
+    "create_batcher",
 ]

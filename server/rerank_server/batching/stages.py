@@ -13,14 +13,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 P = TypeVar("P")
 R = TypeVar("R")
-P_contra = TypeVar("P_contra", contravariant=True)
 R_co = TypeVar("R_co", covariant=True)
 
 
-class BatchStages(Protocol[P_contra, R_co]):
+class BatchStages(Protocol[P, R_co]):
     """A model as three steps; each runs on its own worker thread, one batch at a time per step."""
 
-    def collate(self, payloads: list[P_contra]) -> Any:
+    def collate(self, payloads: list[P]) -> Any:
         """Turn a batch of payloads into the model's inputs (padded, on their way to the device)."""
         ...
 

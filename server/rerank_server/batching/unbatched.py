@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 
 from .batcher import BatcherStats, BatchRecord, Completed
 from .errors import BatcherClosed, DeadlineExceeded, QueueFull
+from .stages import BatchStages, as_stages
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -22,12 +23,12 @@ class PerRequestRunner(Generic[P, R]):
     the server can serve through it unchanged: this is "naive serving" behind the same gRPC front.
     """
 
-    def __init__(self, process: Callable[[list[P]], Sequence[R]], *, max_queued: int, name: str = "model") -> None:
+    def __init__(self, model: BatchStages[P, R] | Callable[[list[P]], Sequence[R]], *, max_queued: int, name: str = "model") -> None:
         self.name = name
         self.stats = BatcherStats()
         self.capacity = max_queued
         self.on_batch: Callable[[BatchRecord], None] | None = None
-        self._process = process
+        self._stages = as_stages(model)
         self._queued = 0
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
@@ -40,15 +41,19 @@ class PerRequestRunner(Generic[P, R]):
     def start(self) -> None:
         """Nothing to start: each call runs on submission."""
 
+    def check_room(self, count: int) -> None:
+        """Raise :class:`QueueFull` now if ``count`` more items would not fit."""
+        if self._queued + count > self.capacity:
+            self.stats.rejected_submissions += 1
+            raise QueueFull(count, self.capacity - self._queued, self.capacity)
+
     async def submit(self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None) -> Completed[R]:
         """Run ``payloads`` as one model call once the calls before it are done."""
         if self._closing:
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if not payloads:
             return Completed([], 0.0, 0.0)
-        if self._queued + len(payloads) > self.capacity:
-            self.stats.rejected_submissions += 1
-            raise QueueFull(len(payloads), self.capacity - self._queued, self.capacity)
+        self.check_room(len(payloads))
         self._queued += len(payloads)
         self.stats.submissions += 1
         self.stats.items += len(payloads)
@@ -57,7 +62,8 @@ class PerRequestRunner(Generic[P, R]):
 
         def work() -> Sequence[R]:
             started.append(time.monotonic())
-            return self._process(list(payloads))
+            stages = self._stages
+            return stages.fetch(stages.forward(stages.collate(list(payloads))))
 
         future = asyncio.get_running_loop().run_in_executor(self._executor, work)
         try:

@@ -18,7 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .model import build_minilm_cross_encoder, build_tiny_cross_encoder, fit_head_to_bi_encoder, flops_per_pair
+import numpy as np
+
+from .model import build_bert_base_cross_encoder, build_minilm_cross_encoder, build_tiny_cross_encoder, fit_head_to_bi_encoder, flops_per_pair
 from .table import Row, markdown_table
 from .workload import pairs_of, requests
 
@@ -40,6 +42,15 @@ def _machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
+def _on_gpu(device: str) -> bool:
+    """Whether ``device`` is (or ``auto`` picks) a CUDA device."""
+    if device == "auto":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    return device.startswith("cuda")
+
+
 def _step(message: str) -> Callable[[], None]:
     """Print what is being measured (the progress of a minutes-long run) and time it."""
     start = time.perf_counter()
@@ -52,11 +63,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from sentence_transformers import CrossEncoder
 
+    from ..config import BatchingConfig
+    from ..engine import default_tokenizer_threads
+    from ..models import ModelLoadError, load_scorer, parse_model_arg
     from ..models.device import cpu_has_fast_bf16, resolve_device
-    from ..models.tokens import TokenCounter
-    from .measure import Throughput, drive_closed, drive_open, inprocess, predict_batches, ranking_agreement, running_server
+    from .measure import (
+        Throughput,
+        drive_closed,
+        drive_open,
+        encode_pairs,
+        forward_ceiling,
+        inprocess,
+        predict_batches,
+        ranking_agreement,
+        running_server,
+        scorer_batches,
+        tokenizer_throughput,
+    )
 
     device = resolve_device(args.device)
+    kind = device.split(":")[0]
+    cuda = kind == "cuda"
     smoke = args.smoke
     cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
     cache.mkdir(parents=True, exist_ok=True)
@@ -70,15 +97,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         head_fit = fit_head_to_bi_encoder(model_dir, pairs_of(requests(80, (10, 20), seed=99))) if fresh else None
     done()
 
-    big = requests(args.requests, (10, 100), seed=args.seed)
+    # A GPU is driven as issue 11 measured it: 256 callers x 20 documents, and 1,024 callers of 1-4
+    # documents; a 2-core CPU saturates with 8 callers of 10-100 documents and 64 small callers.
+    callers, small_callers = (256, 1024) if cuda else (8, 64)
+    big = requests(args.requests, (20, 20) if cuda else (10, 100), seed=args.seed)
     small = requests(args.requests * 16, (1, 4), seed=args.seed + 1)
     big_pairs = pairs_of(big)
     sizes = [len(s.documents) for s in big]
     duration = 1.0 if smoke else args.duration
+    main_dtype = "float16" if cuda else "float32"  # what a GPU serves by default; the CPU's reference precision
+    defaults = BatchingConfig.for_device(kind)
 
     fp32 = CrossEncoder(str(model_dir), device=device, model_kwargs={"dtype": torch.float32})
-    counter = TokenCounter(fp32.tokenizer, fp32.max_seq_length)
-    lengths = [min(q + d + counter.pair_specials, counter.max_length) for q, d in zip(counter.lengths([q for q, _ in big_pairs]), counter.lengths([d for _, d in big_pairs]))]
+    reference = load_scorer(parse_model_arg(f"bench={model_dir}"), device=device, dtype="float32")
+    reference_items = encode_pairs(reference, big_pairs)
+    lengths = [item.cost for item in reference_items]
     mean_tokens = sum(lengths) / len(lengths)
     config = fp32.model.config
     shape = {"layers": config.num_hidden_layers, "hidden": config.hidden_size, "intermediate": config.intermediate_size}
@@ -86,65 +119,86 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": _machine(), "device": device, "smoke": smoke, "pairs": len(big_pairs), "mean_pair_tokens": round(mean_tokens, 1)}
     if head_fit is not None:
         results["head_fit_spearman_vs_bi_encoder"] = round(head_fit, 3)
+    rows: list[Row] = []
+    measured: dict[str, Any] = {}
+
+    # 0. What the device can do: the network alone on pre-tokenized, sorted batches, swept to the
+    # device's batch limits; and what the tokenizer pool can feed it.
+    main_scorer = reference if main_dtype == "float32" else load_scorer(parse_model_arg(f"bench={model_dir}"), device=device, dtype=main_dtype)
+    main_items = encode_pairs(main_scorer, big_pairs)
+    sweep_sizes = (128, 512, 1024, 2048) if cuda else (8, 16, 32, 64)
+    ceilings: dict[int, float] = {}
+    for batch_size in sweep_sizes:
+        done = _step(f"forward only, {main_dtype}, batch {batch_size}")
+        ceilings[batch_size] = forward_ceiling(main_scorer, main_items, batch_size, max(defaults.max_batch_tokens, batch_size * 128))
+        done()
+    results["forward_only_sweep_pairs_per_s"] = {str(k): round(v, 1) for k, v in ceilings.items()}
+    at_budget = ceilings.get(defaults.max_batch_size) or max(ceilings.values())
+    rows.append(Row("0a. forward-only ceiling: best batch vs the device's default batch", f"forward only, batch {max(ceilings, key=lambda b: ceilings[b])}", f"forward only, batch {defaults.max_batch_size if defaults.max_batch_size in ceilings else 'best'}", "pairs/s", max(ceilings.values()), at_budget, None))
+    threads = default_tokenizer_threads(kind)
+    done = _step(f"tokenizer pool, {threads} thread(s)")
+    pool_speed = tokenizer_throughput(main_scorer.encoder, big_pairs, threads)
+    one_speed = tokenizer_throughput(main_scorer.encoder, big_pairs, 1)
+    done()
+    rows.append(Row("0b. tokenizing (ids + pair inputs): the default pool vs one thread", f"{threads} thread(s)", "1 thread", "pairs/s", pool_speed, one_speed, None))
 
     # 1. In-process predict: the best batch size, then the full set at it. Two interleaved passes, the
     # better of each size kept: a neighbour's burst on a shared machine only ever slows a run down, and
-    # one slowed run would pick the batch size every server run below is configured with.
+    # one slowed run would pick the batch size every CPU server run below is configured with.
+    predict_model = fp32 if main_dtype == "float32" else CrossEncoder(str(model_dir), device=device, model_kwargs={"dtype": torch.float16})
     sweep: dict[int, float] = {}
     subset = big_pairs[: max(32, len(big_pairs) // 4)]
     for sweep_pass in (1, 2):
-        for batch_size in (8, 16, 32, 64):
+        for batch_size in (128, 256, 512) if cuda else (8, 16, 32, 64):
             done = _step(f"in-process predict, batch {batch_size} (pass {sweep_pass}/2)")
-            speed = inprocess(predict_batches(fp32), subset, lengths[: len(subset)], batch_size, f"predict bs={batch_size}", shape)[0].pairs_per_s
+            speed = inprocess(predict_batches(predict_model), subset, lengths[: len(subset)], batch_size, f"predict bs={batch_size}", shape)[0].pairs_per_s
             sweep[batch_size] = max(speed, sweep.get(batch_size, 0.0))
             done()
     best_bs = max(sweep, key=lambda b: sweep[b])
     results["inprocess_batch_sweep_pairs_per_s"] = {str(k): round(v, 2) for k, v in sweep.items()}
-    # The server gets the best batch size and the device's default tokens per pair (128 on a CPU): the
-    # token budget then shrinks batches of long pairs, as it does in production.
-    from ..config import DEVICE_BATCH_LIMITS
+    # On a CPU the server gets the best batch size and the device's default tokens per pair (the token
+    # budget then shrinks batches of long pairs, as in production); a GPU server runs its defaults.
+    limits = [] if cuda else ["--max-batch-size", str(best_bs), "--max-batch-tokens", str(best_bs * defaults.max_batch_tokens // defaults.max_batch_size), "--max-wait-ms", "5"]
 
-    default_size, default_tokens = DEVICE_BATCH_LIMITS.get(device.split(":")[0], DEVICE_BATCH_LIMITS["cpu"])
-    limits = ["--max-batch-size", str(best_bs), "--max-batch-tokens", str(best_bs * default_tokens // default_size), "--max-wait-ms", "5"]
-    rows: list[Row] = []
-    measured: dict[str, Any] = {}
-
-    # 1. The server against in-process predict on the same pairs, alternating in rounds on an idle
-    # machine; the median round decides (a noisy machine moves single runs by 10% or more).
+    # 1. The server against in-process predict on the same pairs, alternating in rounds; the median
+    # round decides (a noisy machine moves single runs by 10% or more).
     rounds: list[tuple[Throughput, Throughput]] = []
-    with running_server(model_dir, "--device", device, "--dtype", "float32", *limits) as target:
+    server_label = f"server {main_dtype}, length batching, {callers} callers"
+    with running_server(model_dir, "--device", device, "--dtype", main_dtype, *limits) as target:
         for round_no in range(args.rounds):
             done = _step(f"round {round_no + 1}/{args.rounds}: in-process predict over {len(big_pairs)} pairs, batch {best_bs}")
-            base, ref_scores = inprocess(predict_batches(fp32), big_pairs, lengths, best_bs, "in-process predict, fp32", shape)
+            base, ref_scores = inprocess(predict_batches(predict_model), big_pairs, lengths, best_bs, f"in-process predict, {main_dtype}", shape)
             done()
-            done = _step(f"round {round_no + 1}/{args.rounds}: server fp32, length batching")
-            served, _ = drive_closed(target, big, 8, duration, "server fp32, length batching", mean_flops, mean_tokens)
+            done = _step(f"round {round_no + 1}/{args.rounds}: {server_label}")
+            served, _ = drive_closed(target, big, callers, duration, server_label, mean_flops, mean_tokens)
             done()
             rounds.append((served, base))
     rounds.sort(key=lambda pair: pair[0].pairs_per_s / pair[1].pairs_per_s)
-    server_fp32, base = rounds[len(rounds) // 2]
+    server_main, base = rounds[len(rounds) // 2]
     measured["rounds"] = [{"server": s.to_dict(), "inprocess": b.to_dict(), "ratio": round(s.pairs_per_s / b.pairs_per_s, 3)} for s, b in rounds]
-    measured["inprocess_fp32"] = base.to_dict()
-    rows.append(Row(f"1. server vs in-process predict at its best batch size (median of {len(rounds)} rounds)", server_fp32.label, base.label, "pairs/s", server_fp32.pairs_per_s, base.pairs_per_s, 0.95))
+    measured["inprocess_main"] = base.to_dict()
+    rows.append(Row(f"1. server vs in-process predict at its best batch size (median of {len(rounds)} rounds)", server_main.label, base.label, "pairs/s", server_main.pairs_per_s, base.pairs_per_s, 0.95))
+    rows.append(Row("1c. server vs the forward-only ceiling at the same batch limits", server_main.label, f"forward only, {main_dtype}", "pairs/s", server_main.pairs_per_s, at_budget, 0.4 if cuda else None))
 
-    def serve(label: str, flags: Sequence[str], specs: Any, concurrency: int) -> Any:
+    def serve(label: str, flags: Sequence[str], specs: Any, concurrency: int, directory: Path = model_dir) -> Any:
         done = _step(f"server: {label}")
-        with running_server(model_dir, "--device", device, *flags) as target:
+        with running_server(directory, "--device", device, *flags) as target:
             out = drive_closed(target, specs, concurrency, duration, label, mean_flops, mean_tokens)
         done()
         measured[label] = {**out[0].to_dict(), "latency_ms": out[1].latency_ms, "by_code": out[1].by_code}
         return out
 
-    small_batched, _ = serve("server, 64 callers x 1-4 docs", ["--dtype", "float32", *limits], small, 64)
-    small_naive, _ = serve("naive: one predict per request, 64 callers", ["--dtype", "float32", "--batching", "none", *limits], small, 64)
-    rows.append(Row("2. many small requests: batching vs one predict per request", small_batched.label, small_naive.label, "pairs/s", small_batched.pairs_per_s, small_naive.pairs_per_s, 3.0 if device.startswith("cuda") else 1.3))
+    small_batched, _ = serve(f"server, {small_callers} callers x 1-4 docs", ["--dtype", main_dtype, *limits], small, small_callers)
+    small_naive, _ = serve(f"naive: one predict per request, {small_callers} callers", ["--dtype", main_dtype, "--batching", "none", *limits], small, small_callers)
+    rows.append(Row("2. many small requests: batching vs one predict per request", small_batched.label, small_naive.label, "pairs/s", small_batched.pairs_per_s, small_naive.pairs_per_s, 10.0 if cuda else 1.3))
 
-    arrival, _ = serve("server fp32, first-come count batching", ["--dtype", "float32", "--batching", "arrival", *limits], big, 8)
-    rows.append(Row("3. length-aware token batching vs first-come count batching", server_fp32.label, arrival.label, "pairs/s", server_fp32.pairs_per_s, arrival.pairs_per_s, 1.3))
+    arrival, _ = serve(f"server {main_dtype}, first-come count batching", ["--dtype", main_dtype, "--batching", "arrival", *limits], big, callers)
+    rows.append(Row("3. length-aware token batching vs first-come count batching", server_main.label, arrival.label, "pairs/s", server_main.pairs_per_s, arrival.pairs_per_s, 1.3))
 
-    # 4. Precision and runtime, in-process on the same pairs: speed and ranking agreement with torch fp32.
+    # 4. Precision and runtime: speed and ranking agreement with torch fp32 on the same pairs. On a GPU
+    # the network alone (tokenizing is not what precision changes); on a CPU in-process, tokenizing
+    # included, as predict is measured.
     precisions: dict[str, Any] = {}
-    cuda = device.startswith("cuda")
     bf16 = cpu_has_fast_bf16() or smoke
     variants = [("torch", "float16"), ("torch", "bfloat16")] if cuda else [
         *([("torch", "bfloat16")] if bf16 else []),
@@ -155,9 +209,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         *([("openvino", "bfloat16")] if bf16 else []),
         ("openvino", "int8"),
     ]
-    from ..models import ModelLoadError, load_scorer, parse_model_arg
-    from ..models.cross_encoder import CrossEncoderScorer
-
+    if cuda:
+        fp32_speed = forward_ceiling(reference, reference_items, defaults.max_batch_size, defaults.max_batch_tokens)
+        ref_scores = np.asarray(reference.run_batch(reference_items), dtype=np.float64)
+        baseline_label = "torch fp32, forward only"
+    else:
+        fp32_speed = base.pairs_per_s
+        baseline_label = "torch fp32"
     for backend, dtype in variants:
         name = f"{backend} {dtype}"
         done = _step(f"in-process, {name}")
@@ -167,13 +225,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             done()
             precisions[name] = {"skipped": str(exc)}
             continue
-        assert isinstance(scorer, CrossEncoderScorer)
-        tp, scores = inprocess(scorer.run_batch, big_pairs, lengths, best_bs, f"in-process {name}", shape)
+        if cuda:
+            items = encode_pairs(scorer, big_pairs)
+            speed = forward_ceiling(scorer, items, defaults.max_batch_size, defaults.max_batch_tokens)
+            scores = np.asarray(scorer.run_batch(items), dtype=np.float64)
+            tp_dict: dict[str, Any] = {"pairs_per_s": round(speed, 2)}
+        else:
+            tp, scores = inprocess(scorer_batches(scorer), big_pairs, lengths, best_bs, f"in-process {name}", shape)
+            speed, tp_dict = tp.pairs_per_s, tp.to_dict()
         done()
         agreement = ranking_agreement(ref_scores, scores, sizes)
-        precisions[name] = {"backend": backend, "dtype": dtype, **tp.to_dict(), **{k: round(v, 4) for k, v in agreement.items()}, "speedup_vs_fp32": round(tp.pairs_per_s / base.pairs_per_s, 3)}
-        rows.append(Row("4. precision and runtime vs torch fp32 (in-process)", f"{name} (Spearman {agreement['spearman']:.3f}, top-10 {agreement['top10_overlap']:.2f})", "torch fp32", "pairs/s", tp.pairs_per_s, base.pairs_per_s, 2.5))
+        precisions[name] = {"backend": backend, "dtype": dtype, **tp_dict, **{k: round(v, 4) for k, v in agreement.items()}, "speedup_vs_fp32": round(speed / fp32_speed, 3)}
+        rows.append(Row("4. precision and runtime vs torch fp32", f"{name} (Spearman {agreement['spearman']:.3f}, top-10 {agreement['top10_overlap']:.2f})", baseline_label, "pairs/s", speed, fp32_speed, 1.0 if cuda else 2.5))
     results["precision"] = precisions
+    if cuda:
+        server_fp32, _ = serve(f"server float32, length batching, {callers} callers", ["--dtype", "float32"], big, callers)
+        rows.append(Row("4b. server float16 vs server float32", server_main.label, server_fp32.label, "pairs/s", server_main.pairs_per_s, server_fp32.pairs_per_s, 1.0))
     safe = [n for n, p in precisions.items() if p.get("spearman", 0) >= 0.99]
     fastest_safe = max(safe, key=lambda n: precisions[n]["pairs_per_s"], default="torch float32")
     results["best_safe_precision"] = fastest_safe
@@ -183,7 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     label = f"server {fastest_safe}, length batching"
     done = _step(f"server: {label}, max throughput and open-loop latency")
     with running_server(model_dir, "--device", device, "--backend", best_backend, "--dtype", best_dtype, *limits) as target:
-        best_server, best_report = drive_closed(target, big, 8, duration, label, mean_flops, mean_tokens)
+        best_server, best_report = drive_closed(target, big, callers, duration, label, mean_flops, mean_tokens)
         latency = {}
         if not args.skip_latency:
             for share in (0.5, 0.8):
@@ -193,12 +260,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     done()
     measured[label] = best_server.to_dict()
     results["latency_open_loop"] = latency
-    if fastest_safe != "torch float32":
+    if not cuda and fastest_safe != "torch float32":
         tp = precisions[fastest_safe]
         rows.append(Row("1b. server vs in-process at the same precision", label, f"in-process {fastest_safe}", "pairs/s", best_server.pairs_per_s, tp["pairs_per_s"], 0.95))
 
     # 6. Model FLOPs utilisation: useful FLOP/s of the server against the best in-process run.
-    rows.append(Row("6. achieved model FLOP/s (fp32): server vs in-process", server_fp32.label, base.label, "GFLOP/s", server_fp32.gflops_per_s, base.gflops_per_s, None))
+    rows.append(Row(f"6. achieved model FLOP/s ({main_dtype}): server vs in-process", server_main.label, base.label, "GFLOP/s", server_main.gflops_per_s, base.gflops_per_s, None))
+
+    # 7. A BERT-base-sized reranker (bge-reranker-base's cost): the server against its network alone.
+    if cuda or args.bert_base:
+        done = _step("BERT-base shape: building, forward only")
+        bert_dir = build_bert_base_cross_encoder(cache)
+        bert = load_scorer(parse_model_arg(f"bert={bert_dir}"), device=device, dtype=main_dtype)
+        bert_ceiling = forward_ceiling(bert, encode_pairs(bert, big_pairs), defaults.max_batch_size, defaults.max_batch_tokens)
+        del bert
+        done()
+        bert_server, _ = serve(f"server {main_dtype}, BERT-base shape, {callers} callers", ["--dtype", main_dtype, *limits], big, callers, bert_dir)
+        rows.append(Row("7. BERT-base shape: server vs its forward-only ceiling", bert_server.label, f"forward only, {main_dtype}", "pairs/s", bert_server.pairs_per_s, bert_ceiling, 0.6 if cuda else None))
     results["measured"] = measured
     results["rows"] = [r.to_dict() for r in rows]
     results["table"] = markdown_table(rows, latency)
@@ -210,14 +288,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="rerank-bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--smoke", action="store_true", help="a few seconds on a tiny model: checks the benchmark works, measures nothing")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default %(default)s)")
-    parser.add_argument("--requests", type=int, default=16, help="rerank requests (10-100 documents each) in the workload; small-request runs use 16x as many (default %(default)s)")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds each server run is driven (default %(default)s)")
+    parser.add_argument("--requests", type=int, help="rerank requests in the workload (10-100 documents each on a CPU, 20 on a GPU); small-request runs use 16x as many (default: 16 on a CPU, 512 on a GPU)")
+    parser.add_argument("--duration", type=float, help="seconds each server run is driven (default: 20 on a CPU, 6 on a GPU)")
     parser.add_argument("--seed", type=int, default=0, help="workload seed (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of server and in-process runs for comparison 1 (default %(default)s)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds of server and in-process runs for comparison 1 (default: 3 on a CPU, 1 on a GPU)")
+    parser.add_argument("--bert-base", action="store_true", help="also measure a BERT-base-sized model on a CPU (always on a GPU; slow on a CPU)")
     parser.add_argument("--skip-latency", action="store_true", help="skip the open-loop latency runs")
     parser.add_argument("--model-dir", help="where to build (and reuse) the benchmark model (default: a temporary directory)")
     parser.add_argument("--out", default="bench-results", help="directory for results.json and results.md (default %(default)s)")
     args = parser.parse_args(argv)
+    gpu = _on_gpu(args.device)
+    args.duration = args.duration or (6.0 if gpu else 20.0)
+    args.rounds = args.rounds or (1 if gpu else 3)
+    args.requests = args.requests or (512 if gpu else 16)
     if args.smoke:
         args.requests, args.rounds = min(args.requests, 3), 1
     logging.basicConfig(level=logging.WARNING)

@@ -63,6 +63,13 @@ def predict_batches(model: Any) -> BatchRun:
     return lambda batch: model.predict(batch, batch_size=len(batch), show_progress_bar=False)
 
 
+def scorer_batches(scorer: Any) -> BatchRun:
+    """A served scorer on text pairs, tokenizing each batch first as ``predict`` does: the same work."""
+    from ..models.inprocess import score_text_pairs
+
+    return lambda batch: score_text_pairs(scorer, batch)
+
+
 def inprocess(
     run: BatchRun, pairs: Sequence[tuple[str, str]], lengths: Sequence[int], batch_size: int, label: str, shape: dict[str, int]
 ) -> tuple[Throughput, np.ndarray]:
@@ -144,3 +151,57 @@ def ranking_agreement(reference: np.ndarray, other: np.ndarray, sizes: Sequence[
         top = min(k, size)
         overlaps.append(len(set(np.argsort(-a)[:top]) & set(np.argsort(-b)[:top])) / top)
     return {"spearman": float(np.mean(rhos)), f"top{k}_overlap": float(np.mean(overlaps))}
+
+
+def encode_pairs(scorer: Any, pairs: Sequence[tuple[str, str]]) -> list[Any]:
+    """The model inputs of ``pairs``, tokenized ahead (for forward-only runs)."""
+    from ..models.inprocess import plan_text_pairs
+
+    return plan_text_pairs(scorer, pairs).items
+
+
+def length_batches(items: Sequence[Any], batch_size: int, max_tokens: int) -> list[list[Any]]:
+    """``items`` sorted by length and cut into runs of at most ``batch_size`` items and ``max_tokens``
+    padded tokens: the best case for padding, as a ceiling should be."""
+    ordered = sorted(items, key=lambda item: item.cost)
+    batches: list[list[Any]] = []
+    for item in ordered:
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * item.cost <= max_tokens:
+            batches[-1].append(item)
+        else:
+            batches.append([item])
+    return batches
+
+
+def forward_ceiling(scorer: Any, items: Sequence[Any], batch_size: int, max_tokens: int) -> float:
+    """Pairs/s of the network alone on pre-tokenized, length-sorted, pre-collated batches.
+
+    Every batch is collated (and on a GPU copied to it) before the clock starts, all forwards are
+    queued back to back and fetched after: what the device can do with no server around it.
+    """
+    batches = length_batches(items, batch_size, max_tokens)
+    inputs = [scorer.collate(batch) for batch in batches]
+    scorer.fetch(scorer.forward(inputs[-1]))  # warm-up: kernels chosen, memory pooled
+    start = time.perf_counter()
+    outputs = [scorer.forward(batch) for batch in inputs]
+    for output in outputs:
+        scorer.fetch(output)
+    return len(items) / (time.perf_counter() - start)
+
+
+def tokenizer_throughput(encoder: Any, pairs: Sequence[tuple[str, str]], threads: int) -> float:
+    """Pairs/s tokenized and built into model inputs by ``threads`` threads, in the engine's chunks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..engine.pool import CHUNK_TEXTS
+
+    def work(chunk: Sequence[tuple[str, str]]) -> int:
+        ids = encoder.ids([t for pair in chunk for t in pair])
+        return len([encoder.pair(ids[i], ids[i + 1]) for i in range(0, len(ids), 2)])
+
+    chunks = [pairs[at : at + CHUNK_TEXTS // 2] for at in range(0, len(pairs), CHUNK_TEXTS // 2)]
+    with ThreadPoolExecutor(threads) as pool:
+        start = time.perf_counter()
+        done = sum(pool.map(work, chunks))
+        seconds = time.perf_counter() - start
+    return done / seconds

@@ -132,3 +132,24 @@ def build_tiny_cross_encoder(directory: Path, seed: int = 0, activation: str = "
     out = directory / "cross-encoder"
     model.save_pretrained(str(out))
     return out
+
+
+def build_bert_base_cross_encoder(directory: Path, seed: int = 0) -> Path:
+    """A BERT-base-shaped cross-encoder (12 layers x 768, the cost of bge-reranker-base) with random
+    weights and the bundled tokenizer: for speed figures only, its scores mean nothing."""
+    out = directory / "bert-base-cross-encoder"
+    if (out / "config.json").is_file():
+        return out
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_dir(verify=False)))
+    tokenizer.model_max_length = MAX_LENGTH
+    config = BertConfig(vocab_size=tokenizer.vocab_size, num_labels=1)  # type: ignore[call-arg]  # BERT-base defaults
+    torch.manual_seed(seed)
+    raw = directory / "bert-base-hf"
+    BertForSequenceClassification(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    CrossEncoder(str(raw), activation_fn=torch.nn.Identity(), device="cpu").save_pretrained(str(out))
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,6 +13,7 @@ import numpy.typing as npt
 Scores = npt.NDArray[np.float32]
 
 if TYPE_CHECKING:
+    from .encoding import Ids, TextEncoder
     from .windows import Windowing
 
 
@@ -65,21 +66,39 @@ class ScoringPlan:
 
 
 class Scorer(Protocol):
-    """A loaded model. ``plan_*`` and ``run_batch`` are synchronous; callers run them off the event loop."""
+    """A loaded model, synchronous throughout; callers run it off the event loop.
+
+    A request's texts are tokenized once by ``encoder.ids`` (thread-safe: a pool of threads may call it
+    at once), ``plan_*`` turns those ids into batchable items with their costs, and the batcher runs
+    batches of items through ``collate`` -> ``forward`` -> ``fetch`` (see ``batching.stages``).
+    """
 
     info: ModelInfo
+    encoder: TextEncoder
 
-    def plan_rerank(self, query: str, documents: Sequence[str], windowing: Windowing | None = None) -> ScoringPlan:
-        """Tokenize one query against many documents and measure every pair; with ``windowing``,
+    def plan_rerank(self, query: Ids, documents: Sequence[Ids], windowing: Windowing | None = None) -> ScoringPlan:
+        """Items for one query against many documents (given as token ids); with ``windowing``,
         documents longer than the model reads are split into overlapping windows."""
         ...
 
-    def plan_pairs(self, pairs: Sequence[tuple[str, str]]) -> ScoringPlan:
-        """Tokenize independent (query, document) pairs and measure them."""
+    def plan_pairs(self, pairs: Sequence[tuple[str, str]], ids: Mapping[str, Ids]) -> ScoringPlan:
+        """Items for independent (query, document) pairs; ``ids`` holds every text's token ids."""
+        ...
+
+    def collate(self, items: list[Any]) -> Any:
+        """A batch of items as the network's inputs."""
+        ...
+
+    def forward(self, inputs: Any) -> Any:
+        """Run the network on collated inputs (on a GPU this may only queue the work)."""
+        ...
+
+    def fetch(self, output: Any) -> list[Any]:
+        """Wait for ``forward``'s output; one result per item, in order."""
         ...
 
     def run_batch(self, items: list[Any]) -> list[Any]:
-        """Run the model on one batch of items; one result per item, in order."""
+        """``fetch(forward(collate(items)))`` on the calling thread."""
         ...
 
     def normalize(self, raw: Scores, normalization: Normalization) -> Scores:

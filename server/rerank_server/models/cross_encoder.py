@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
-from .device import released_on_oom
-from .tokens import TokenCounter
-from .windows import Windowing, per_document, window_size
+from .encoding import Encoded, Ids, TextEncoder
+from .network import Network, NetworkStages, Rows, TorchNetwork
+from .windows import Windowing, per_document, window_size, window_slices
 
 
 def _as_scores(results: Sequence[Any]) -> Scores:
     return np.asarray(results, dtype=np.float32)
 
 
-class CrossEncoderScorer:
-    """Scores pairs with ``CrossEncoder.predict``; the batcher decides which pairs share a call.
+class CrossEncoderScorer(NetworkStages):
+    """Scores token-id pairs with a cross-encoder's network; the batcher decides which pairs share a call.
 
-    The model is asked for logits (an identity activation), and the model's own activation is applied
-    per request in :meth:`normalize`, so RAW scores equal what ``CrossEncoder.predict`` returns and
-    SIGMOID is the sigmoid of the logit whatever activation the model was saved with.
-
-    ``logits`` replaces ``predict`` as what runs a batch (an ONNX Runtime or OpenVINO graph of the
-    same network); the model then still provides the tokenizer and the activation.
+    Pairs are built from ids tokenized once (see :class:`TextEncoder`), truncated and given special
+    tokens as ``CrossEncoder.predict`` does, and run through ``network`` (by default the model's own
+    torch modules; an ONNX Runtime or OpenVINO graph of the same network otherwise). The network gives
+    logits; the model's own activation is applied per request in :meth:`normalize`, so RAW scores equal
+    what ``CrossEncoder.predict`` returns and SIGMOID is the sigmoid of the logit whatever activation
+    the model was saved with.
     """
 
-    def __init__(self, model: Any, info: ModelInfo, logits: Callable[[list[tuple[str, str]]], np.ndarray] | None = None) -> None:
+    def __init__(self, model: Any, info: ModelInfo, network: Network | None = None) -> None:
         if model.num_labels != 1:
             raise ValueError(
                 f"{info.source} has {model.num_labels} output labels; a reranker has exactly one "
@@ -37,54 +37,32 @@ class CrossEncoderScorer:
             )
         self.model = model
         self.info = info
+        self.encoder = TextEncoder(model.tokenizer, info.max_seq_length)
         self._activation = model.activation_fn
-        self._identity = torch.nn.Identity()
-        self._tokens = TokenCounter(model.tokenizer, info.max_seq_length)
-        self._logits = logits or self._predict
+        self.network = network or TorchNetwork(model, info.device, "scores")
 
-    def plan_rerank(self, query: str, documents: Sequence[str], windowing: Windowing | None = None) -> ScoringPlan:
-        """One pair per document (per window with ``windowing``); the query is tokenized once."""
-        query_tokens = self._tokens.lengths([query])[0]
+    def plan_rerank(self, query: Ids, documents: Sequence[Ids], windowing: Windowing | None = None) -> ScoringPlan:
+        """One pair per document (per window with ``windowing``, windows cut from the document's ids)."""
         if windowing is None:
-            return self._plan([(query, d) for d in documents], [query_tokens] * len(documents), documents)
-        room = window_size(self._tokens.max_length, query_tokens, self._tokens.pair_specials)
-        pieces = [self._tokens.split(d, room, windowing.overlap_tokens) for d in documents]
-        flat = [p for ps in pieces for p in ps]
-        plan = self._plan([(query, p) for p in flat], [query_tokens] * len(flat), flat)
+            return self._plan([self.encoder.pair(query, d) for d in documents])
+        room = window_size(self.encoder.max_length, len(query), self.encoder.pair_specials)
+        pieces = [[d[s] for s in window_slices(len(d), room, windowing.overlap_tokens)] for d in documents]
+        plan = self._plan([self.encoder.pair(query, piece) for ps in pieces for piece in ps])
         return per_document(plan, [len(ps) for ps in pieces], windowing.aggregation)
 
-    def plan_pairs(self, pairs: Sequence[tuple[str, str]]) -> ScoringPlan:
-        """Pairs with independent queries."""
-        queries = [q for q, _ in pairs]
-        return self._plan(list(pairs), self._tokens.lengths(queries), [d for _, d in pairs])
+    def plan_pairs(self, pairs: Sequence[tuple[str, str]], ids: Mapping[str, Ids]) -> ScoringPlan:
+        """Pairs with independent queries; ``ids`` holds every text's token ids."""
+        return self._plan([self.encoder.pair(ids[q], ids[d]) for q, d in pairs])
 
-    def _plan(self, pairs: list[tuple[str, str]], query_tokens: Sequence[int], documents: Sequence[str]) -> ScoringPlan:
-        limit = self._tokens.max_length
-        full = [q + d + self._tokens.pair_specials for q, d in zip(query_tokens, self._tokens.lengths(documents))]
-        costs = [min(n, limit) for n in full]
-        return ScoringPlan(
-            items=pairs,
-            costs=costs,
-            pair_tokens=costs,
-            truncated=[n > limit for n in full],
-            combine=_as_scores,
-        )
+    @staticmethod
+    def _plan(items: list[Encoded]) -> ScoringPlan:
+        costs = [item.cost for item in items]
+        return ScoringPlan(items=items, costs=costs, pair_tokens=costs, truncated=[item.truncated for item in items], combine=_as_scores)
 
-    def run_batch(self, items: list[Any]) -> list[float]:
-        """Logits for a batch of pairs, in one forward pass."""
-        return [float(x) for x in np.asarray(self._logits(items)).reshape(-1)]
-
-    def _predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        with released_on_oom():
-            return np.asarray(
-                self.model.predict(
-                    pairs,
-                    batch_size=len(pairs),
-                    activation_fn=self._identity,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
-            )
+    def fetch(self, output: Any) -> list[float]:
+        """One logit per pair."""
+        rows: Rows = self.network.fetch(output)
+        return rows[:, 0].tolist()
 
     def normalize(self, raw: Scores, normalization: Normalization) -> Scores:
         """RAW applies the model's own activation (as predict does); SIGMOID the logistic function."""

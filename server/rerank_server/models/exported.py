@@ -6,24 +6,28 @@ otherwise the loaded torch model is exported at start-up (seconds for a MiniLM).
 own backends go through optimum, whose releases pin transformers below the versions this server
 runs with; exporting with torch and running the graphs directly needs only the runtimes.
 
-Everything here is synchronous: the model thread tokenizes a batch and runs the compiled graph.
+Everything here is synchronous; the graph runs as a :class:`GraphNetwork` on ids tokenized at admission.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .device import cpu_has_fast_bf16
+from .encoding import TextEncoder, pad
+from .network import Graph, GraphNetwork
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +38,8 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _HEAD = re.compile(r".*(classifier|pooler).*")
 _SHIPPED = {"onnx": Path("onnx") / "model.onnx", "openvino": Path("openvino") / "openvino_model.xml"}
 
-Graph = Callable[[dict[str, np.ndarray]], np.ndarray]
-
-
 class BackendUnavailable(RuntimeError):
     """The runtime a backend needs is not installed; the message names the extra to install."""
-
-
-class ExportedLogits:
-    """Logits for (query, document) pairs from a compiled graph, tokenized as ``CrossEncoder.predict`` does.
-
-    Pairs longer than ``max_length`` are cut longest-first, and a batch is padded to its longest pair,
-    exactly as sentence-transformers prepares them, so scores match the torch backend's to rounding.
-    """
-
-    def __init__(self, graph: Graph, input_names: Sequence[str], tokenizer: Any, max_length: int) -> None:
-        self._graph = graph
-        self._inputs = tuple(input_names)
-        self._tokenizer = tokenizer
-        self._max_length = max_length
-
-    def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """One logit per pair, as float32."""
-        encoded = self._tokenizer(
-            [q for q, _ in pairs],
-            [d for _, d in pairs],
-            padding=True,
-            truncation="longest_first",
-            max_length=self._max_length,
-            return_tensors="np",
-        )
-        feed = {name: np.asarray(encoded[name], dtype=np.int64) for name in self._inputs}
-        return np.asarray(self._graph(feed), dtype=np.float32).reshape(len(pairs), -1)[:, 0]
 
 
 def import_runtime_early(backend: str) -> None:
@@ -76,7 +50,7 @@ def import_runtime_early(backend: str) -> None:
     its fork handlers. Importing first keeps that fork single-threaded. A missing runtime is reported
     when the model loads, with the extra to install.
     """
-    if backend == "openvino":
+    if backend in ("openvino", "auto"):
         with contextlib.suppress(ImportError):
             import openvino  # noqa: F401
 
@@ -197,24 +171,29 @@ def openvino_graph(path: Path, precision_hint: str, calibration: Callable[[], li
     return run, names
 
 
-def calibration_batches(tokenizer: Any, max_length: int, batches: int = 24, size: int = 8) -> list[dict[str, np.ndarray]]:
-    """Tokenized (query, passage) batches of real English of mixed length, for int8 calibration."""
+def calibration_batches(encoder: TextEncoder, batches: int = 24, size: int = 8) -> list[dict[str, np.ndarray]]:
+    """(query, passage) batches of real English of mixed length (the server's own calibration text),
+    tokenized and padded as served batches are, for int8 calibration."""
     import random
 
-    from rerank_client.loadtest.corpus import Corpus
-    from rerank_client.loadtest.workload import Workload
-
-    workload = Workload(Corpus.builtin(), documents=(size, size), min_tokens=20, max_tokens=min(400, max_length))
+    text = resources.files("rerank_server").joinpath("data/calibration.txt").read_text(encoding="utf-8")
+    words = text.split()
     rng = random.Random(0)
     out = []
     for _ in range(batches):
-        spec = workload.draw(rng)
-        encoded = tokenizer([spec.query] * size, list(spec.documents), padding=True, truncation="longest_first", max_length=max_length, return_tensors="np")
-        out.append({name: np.asarray(encoded[name], dtype=np.int64) for name in _INPUTS if name in encoded})
+        start = rng.randrange(len(words))
+        query = " ".join(words[start : start + rng.randint(4, 10)])
+        passages = []
+        for _ in range(size):
+            length = int(math.exp(rng.uniform(math.log(15), math.log(300))))
+            at = rng.randrange(max(1, len(words) - length))
+            passages.append(" ".join(words[at : at + length]))
+        query_ids, *passage_ids = encoder.ids([query, *passages])
+        out.append(pad([encoder.pair(query_ids, p) for p in passage_ids], encoder.pad_id).arrays())
     return out
 
 
-def load_exported(backend: str, directory: Path, hf_model: Any, tokenizer: Any, max_length: int, precision: str) -> ExportedLogits:
+def load_exported(backend: str, directory: Path, hf_model: Any, tokenizer: Any, encoder: TextEncoder, precision: str) -> GraphNetwork:
     """Compile the cross-encoder in ``directory`` (loaded in torch as ``hf_model``) for ``backend``.
 
     ``precision`` is already resolved: float32 or int8 for onnx; float32, bfloat16, float16 or int8
@@ -234,8 +213,7 @@ def load_exported(backend: str, directory: Path, hf_model: Any, tokenizer: Any, 
             graph, names = onnx_graph(path, Path(scratch) / "model_qint8.onnx" if precision == "int8" else None)
         else:
             hints = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "bf16" if cpu_has_fast_bf16() else "f32"}
-            calibrate = (lambda: calibration_batches(tokenizer, max_length)) if precision == "int8" else None
+            calibrate = (lambda: calibration_batches(encoder)) if precision == "int8" else None
             graph, names = openvino_graph(path, hints[precision], calibrate)
     log.info("%s graph ready in %.1f s (%s, %s)", backend, time.perf_counter() - started, origin, precision)
-    return ExportedLogits(graph, names, tokenizer, max_length)
-
+    return GraphNetwork(graph, names)

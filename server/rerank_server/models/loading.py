@@ -11,7 +11,7 @@ from typing import Any
 
 from .base import ModelInfo, ModelKind, Scorer
 from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
-from .device import Precision, quantize_linear_int8, resolve_device, resolve_precision
+from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,19 @@ def detect_kind(directory: Path) -> ModelKind:
 def load_scorer(
     spec: ModelSpec, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, backend: str = "torch"
 ) -> Scorer:
-    """Load ``spec`` onto ``device`` in ``dtype``, run by ``backend``; every failure becomes one :class:`ModelLoadError`."""
+    """Load ``spec`` onto ``device`` in ``dtype``, run by ``backend`` (``auto``: see :func:`resolve_backend`);
+    every failure becomes one :class:`ModelLoadError`."""
     try:
         resolved_device = resolve_device(device, backend)
-        precision = resolve_precision(dtype, resolved_device, backend)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
     directory = resolve_source(spec.source)
     kind = spec.kind or detect_kind(directory)
+    backend = resolve_backend(backend, resolved_device, kind is ModelKind.CROSS_ENCODER)
+    try:
+        precision = resolve_precision(dtype, resolved_device, backend)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
     if backend != "torch" and kind is not ModelKind.CROSS_ENCODER:
         raise ModelLoadError(f"--backend {backend} serves cross-encoders; serve the {kind.value} {spec.name} with --backend torch")
     common: dict[str, Any] = {
@@ -143,10 +148,13 @@ def load_scorer(
                 return CrossEncoderScorer(model, info)
             from .exported import load_exported
 
-            logits = load_exported(backend, directory, model[0].model, model.tokenizer, info.max_seq_length, precision.name)
+            from .encoding import TextEncoder
+
+            encoder = TextEncoder(model.tokenizer, info.max_seq_length)
+            network = load_exported(backend, directory, model[0].model, model.tokenizer, encoder, precision.name)
             # The runtime holds its own copy of the weights; torch's would only double the memory.
             model[0].model.to("meta")
-            return CrossEncoderScorer(model, info, logits)
+            return CrossEncoderScorer(model, info, network)
         from sentence_transformers import SentenceTransformer
 
         from .bi_encoder import BiEncoderScorer

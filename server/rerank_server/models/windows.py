@@ -1,4 +1,4 @@
-"""Splitting long documents into overlapping windows, and folding window scores back per document."""
+"""Splitting long documents (their token ids) into overlapping windows, and folding window scores back per document."""
 
 from __future__ import annotations
 
@@ -28,24 +28,20 @@ class Windowing:
     aggregation: Aggregation = Aggregation.MAX
 
 
-def window_spans(offsets: Sequence[tuple[int, int]], window_tokens: int, overlap_tokens: int) -> list[tuple[int, int]]:
-    """Character spans of windows of ``window_tokens`` tokens, consecutive ones sharing ``overlap_tokens``.
-
-    ``offsets`` are the (start, end) characters of each token of the document. The last window ends
-    with the document; a document that fits is one span.
-    """
-    count = len(offsets)
-    if count <= window_tokens:
-        return [(0, offsets[-1][1] if offsets else 0)]
+def window_slices(tokens: int, window_tokens: int, overlap_tokens: int) -> list[slice]:
+    """Token slices of windows of ``window_tokens`` tokens, consecutive ones sharing ``overlap_tokens``
+    (0: a quarter of a window). The last window ends with the document; a document that fits is one."""
+    if tokens <= window_tokens:
+        return [slice(0, tokens)]
     overlap = overlap_tokens or window_tokens // 4
     stride = max(1, window_tokens - min(overlap, window_tokens - 1))
-    spans = []
+    slices = []
     start = 0
     while True:
-        end = min(start + window_tokens, count)
-        spans.append((offsets[start][0], offsets[end - 1][1]))
-        if end == count:
-            return spans
+        end = min(start + window_tokens, tokens)
+        slices.append(slice(start, end))
+        if end == tokens:
+            return slices
         start += stride
 
 

@@ -8,7 +8,7 @@ import grpc
 
 from ..batching import BatcherClosed, DeadlineExceeded, QueueFull
 from ..models.windows import UnscorableInput
-from ..runtime import UnknownModel
+from ..engine import UnknownModel
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from grpc_reflection.v1alpha import reflection
 from rerank_client._pb import rerank_pb2 as pb
 from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 
-from ..config import SecurityConfig, ServerConfig
-from ..runtime import ModelRegistry, ServedModel
+from ..config import SecurityConfig, ServerConfig, device_kind
+from ..models import Scorer
+from ..engine import ModelRegistry, ServedModel, TokenizerPool, default_tokenizer_threads
 from .auth import BearerTokenInterceptor, read_tokens
 from .malformed import MalformedRequestInterceptor
 from .metrics import Metrics
@@ -31,6 +32,7 @@ class RerankServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.registry = ModelRegistry()
+        self.tokenizers = TokenizerPool(config.tokenizer_threads or default_tokenizer_threads(device_kind(config.device, config.backend)))
         self.metrics = Metrics(self.registry)
         self.metrics_port: int | None = None
         self.servicer = RerankerServicer(
@@ -87,6 +89,12 @@ class RerankServer:
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 
+    def serve(self, scorer: Scorer) -> ServedModel:
+        """Serve ``scorer`` with the configured batching; the first one served is the default."""
+        model = ServedModel.create(scorer, self.config.batching, self.tokenizers)
+        self.add_model(model)
+        return model
+
     def add_model(self, model: ServedModel) -> None:
         """Serve ``model``; the first one added is the default."""
         self.registry.add(model)
@@ -115,6 +123,7 @@ class RerankServer:
         remaining = None if grace is None else max(0.0, grace - (time.monotonic() - started))
         await self._server.stop(remaining)
         await self.registry.aclose(drain=True)
+        self.tokenizers.close()
 
 
 def _credentials(security: SecurityConfig) -> grpc.ServerCredentials:

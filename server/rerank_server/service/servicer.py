@@ -1,4 +1,4 @@
-"""The rerank.v1.Reranker servicer: validate, plan, batch, rank, respond."""
+"""The rerank.v1.Reranker servicer: protobuf in, the engine, protobuf out; admission and accounting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -16,13 +15,11 @@ import grpc
 from rerank_client._pb import rerank_pb2 as pb
 from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 
-from ..batching import Completed
-from ..models import ModelKind, ScoringPlan
-from ..runtime import ModelRegistry, ServedModel
+from ..engine import ModelRegistry, Options, ServedModel, Timing, Usage
+from ..models import ModelKind
 from .errors import RequestError, to_status
 from .metrics import Metrics
-from .ranking import ranked_indices
-from .validation import check_rerank, check_score, check_truncation
+from .validation import check_rerank, check_score
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("rerank_server.requests")
@@ -31,15 +28,6 @@ _Response = TypeVar("_Response")
 _DRAINING = "the server is shutting down; retry on another replica"
 
 _KINDS = {ModelKind.CROSS_ENCODER: pb.MODEL_KIND_CROSS_ENCODER, ModelKind.BI_ENCODER: pb.MODEL_KIND_BI_ENCODER}
-
-
-@dataclass(frozen=True)
-class _Scored:
-    """A plan and what the batcher made of it."""
-
-    plan: ScoringPlan
-    completed: Completed[Any]
-    accepted_at: float
 
 
 class RerankerServicer(pb_grpc.RerankerServicer):
@@ -212,71 +200,44 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are still loading; retry shortly")
         return self.registry.get(name)
 
-    async def _run(
-        self,
-        served: ServedModel,
-        make_plan: Callable[[], ScoringPlan],
-        error_on_truncation: bool,
-        what: str,
-        deadline: float | None,
-    ) -> _Scored:
-        accepted = time.monotonic()
-        # Tokenizing is real work on long documents: keep it off the event loop.
-        plan = await asyncio.to_thread(make_plan)
-        if error_on_truncation:
-            check_truncation(plan, served.info.max_seq_length, what)
-        if self.metrics is not None and any(plan.truncated):
-            self.metrics.truncated.labels(served.info.name).inc(sum(plan.truncated))
-        completed = await served.batcher.submit(plan.items, plan.costs, deadline)
-        return _Scored(plan, completed, accepted)
-
     async def _rerank(self, request: pb.RerankRequest, deadline: float | None) -> pb.RerankResponse:
         served = self._model(request.model)
         job = check_rerank(request, self.max_documents)
-        scored = await self._run(
-            served,
-            lambda: served.scorer.plan_rerank(job.query, job.documents, job.windowing),
-            request.error_on_truncation,
-            "documents",
-            deadline,
-        )
-        scores = served.scorer.normalize(scored.plan.combine(scored.completed.results), job.normalization)
-        truncated = scored.plan.truncated
-        windows = scored.plan.windows or [1] * len(job.documents)
+        options = Options(job.top_k, job.normalization, job.windowing, request.error_on_truncation, deadline)
+        result = await served.rerank(job.query, job.documents, options)
+        self._count_truncated(served, result.usage)
         results = [
             pb.RankedDocument(
-                index=i,
-                score=float(scores[i]),
-                rank=rank,
-                text=job.documents[i] if request.return_documents else "",
-                truncated=truncated[i],
-                windows=windows[i],
+                index=d.index,
+                score=d.score,
+                rank=d.rank,
+                text=job.documents[d.index] if request.return_documents else "",
+                truncated=d.truncated,
+                windows=d.windows,
             )
-            for rank, i in enumerate(ranked_indices(scores, job.top_k))
+            for d in result.documents
         ]
         return pb.RerankResponse(
-            results=results,
-            model=served.info.name,
-            usage=_usage(scored.plan),
-            timing=_timing(scored),
-            request_id=request.request_id,
+            results=results, model=result.model, usage=_usage(result.usage), timing=_timing(result.timing), request_id=request.request_id
         )
 
     async def _score(self, request: pb.ScoreRequest, deadline: float | None) -> pb.ScoreResponse:
         served = self._model(request.model)
         job = check_score(request, self.max_documents)
-        scored = await self._run(
-            served, lambda: served.scorer.plan_pairs(job.pairs), request.error_on_truncation, "pairs", deadline
-        )
-        scores = served.scorer.normalize(scored.plan.combine(scored.completed.results), job.normalization)
+        result = await served.score(job.pairs, Options(normalization=job.normalization, error_on_truncation=request.error_on_truncation, deadline=deadline))
+        self._count_truncated(served, result.usage)
         return pb.ScoreResponse(
-            scores=[float(s) for s in scores],
-            truncated=scored.plan.truncated,
-            model=served.info.name,
-            usage=_usage(scored.plan),
-            timing=_timing(scored),
+            scores=result.scores,
+            truncated=result.truncated,
+            model=result.model,
+            usage=_usage(result.usage),
+            timing=_timing(result.timing),
             request_id=request.request_id,
         )
+
+    def _count_truncated(self, served: ServedModel, usage: Usage) -> None:
+        if self.metrics is not None and usage.truncated_documents:
+            self.metrics.truncated.labels(served.info.name).inc(usage.truncated_documents)
 
     @staticmethod
     def _model_info(model: ServedModel, is_default: bool) -> pb.ModelInfo:
@@ -300,12 +261,9 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
 
 
+def _usage(usage: Usage) -> pb.Usage:
+    return pb.Usage(pairs=usage.pairs, tokens=usage.tokens, truncated_documents=usage.truncated_documents)
 
-def _usage(plan: ScoringPlan) -> pb.Usage:
-    return pb.Usage(pairs=len(plan.truncated), tokens=sum(plan.pair_tokens), truncated_documents=sum(plan.truncated))
 
-
-def _timing(scored: _Scored) -> pb.Timing:
-    total = time.monotonic() - scored.accepted_at
-    inference = scored.completed.inference_s
-    return pb.Timing(queue_ms=max(0.0, total - inference) * 1000.0, inference_ms=inference * 1000.0, total_ms=total * 1000.0)
+def _timing(timing: Timing) -> pb.Timing:
+    return pb.Timing(queue_ms=timing.queue_ms, inference_ms=timing.inference_ms, total_ms=timing.total_ms)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rerank_client._pb import rerank_pb2 as pb
 
-from ..models import Normalization, ScoringPlan
+from ..engine import listing
+from ..models import Normalization
 from ..models.windows import Aggregation, Windowing
 from .errors import invalid
 
@@ -15,7 +15,6 @@ _NORMALIZATIONS: dict[int, Normalization] = {
     pb.NORMALIZATION_RAW: Normalization.RAW,
     pb.NORMALIZATION_SIGMOID: Normalization.SIGMOID,
 }
-_SHOWN = 5  # offending items listed in one message
 
 
 def normalization(value: int) -> Normalization:
@@ -28,11 +27,6 @@ def normalization(value: int) -> Normalization:
 
 def _blank(text: str) -> bool:
     return not text.strip()
-
-
-def _listing(indexes: Sequence[int]) -> str:
-    shown = ", ".join(str(i) for i in indexes[:_SHOWN])
-    return shown + (f" and {len(indexes) - _SHOWN} more" if len(indexes) > _SHOWN else "")
 
 
 _AGGREGATIONS: dict[int, Aggregation] = {pb.AGGREGATION_MAX: Aggregation.MAX, pb.AGGREGATION_MEAN: Aggregation.MEAN, pb.AGGREGATION_FIRST: Aggregation.FIRST}
@@ -72,7 +66,7 @@ def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
         )
     empty = [i for i, d in enumerate(request.documents) if _blank(d)]
     if empty:
-        raise invalid(f"documents at index {_listing(empty)} are empty; drop them or send their text")
+        raise invalid(f"documents at index {listing(empty)} are empty; drop them or send their text")
     return RerankInput(
         request.query, list(request.documents), request.top_k, normalization(request.normalization), windowing(request.windowing)
     )
@@ -95,16 +89,6 @@ def check_score(request: pb.ScoreRequest, max_pairs: int) -> ScoreInput:
         raise invalid(f"{count} pairs is more than this server's limit of {max_pairs} per request (--max-documents)")
     bad = [i for i, p in enumerate(request.pairs) if _blank(p.query) or _blank(p.document)]
     if bad:
-        raise invalid(f"pairs at index {_listing(bad)} have an empty query or document")
+        raise invalid(f"pairs at index {listing(bad)} have an empty query or document")
     return ScoreInput([(p.query, p.document) for p in request.pairs], normalization(request.normalization))
 
-
-def check_truncation(plan: ScoringPlan, max_seq_length: int, what: str) -> None:
-    """With error_on_truncation set: fail if any pair is longer than the model reads."""
-    over = [i for i, t in enumerate(plan.truncated) if t]
-    if over:
-        raise invalid(
-            f"{what} at index {_listing(over)} exceed the model's max sequence length of {max_seq_length} tokens "
-            "with the query, and error_on_truncation is set; shorten or split them, or unset error_on_truncation "
-            "to score their beginning"
-        )

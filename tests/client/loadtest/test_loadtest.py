@@ -25,7 +25,7 @@ def test_builtin_corpus_gives_mixed_real_english_lengths(bi_scorer: Any) -> None
     corpus = Corpus.builtin()
     rng = random.Random(0)
     docs = [corpus.document(rng) for _ in range(300)]
-    tokens = bi_scorer._tokens.lengths(docs)
+    tokens = [len(ids) for ids in bi_scorer.encoder.ids(docs)]
     assert 12 <= min(tokens) and max(tokens) <= 600
     assert percentile(tokens, 10) < 60 and percentile(tokens, 90) > 200  # mixed, not all alike
     assert all(d[0].isalpha() or d[0].isdigit() or d[0] == '"' for d in docs)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rerank_client import RerankClient
+from rerank_server.models.inprocess import plan_text_pairs, score_text_pairs
 from rerank_server.models import ModelLoadError, Normalization, load_scorer, parse_model_arg
 from tests.server_harness import ServerThread
 
@@ -19,7 +20,7 @@ PAIRS = [(f"what does the {w} do", f"the {w} " + "sits on the mat and looks arou
 
 
 def _scores(scorer: Any, pairs: list[tuple[str, str]] = PAIRS) -> np.ndarray:
-    return np.asarray(scorer.run_batch(pairs), dtype=np.float64)
+    return np.asarray(score_text_pairs(scorer, pairs), dtype=np.float64)
 
 
 @pytest.mark.slow
@@ -29,7 +30,7 @@ def test_float32_graphs_score_as_torch_does(backend: str, tiny_cross_encoder: Pa
     assert (scorer.info.backend, scorer.info.dtype, scorer.info.device) == (backend, "float32", "cpu")
     # torch's copy of the weights is released once the runtime holds its own.
     assert {p.device.type for p in scorer.model[0].model.parameters()} == {"meta"}
-    assert any(cross_scorer.plan_pairs(PAIRS).truncated), "the pairs should include one past max_seq_length"
+    assert any(plan_text_pairs(cross_scorer, PAIRS).truncated), "the pairs should include one past max_seq_length"
     np.testing.assert_allclose(_scores(scorer), _scores(cross_scorer), atol=1e-4)
     # A pair scores the same alone as padded inside a batch.
     np.testing.assert_allclose(_scores(scorer, PAIRS[:1]), _scores(scorer)[:1], atol=1e-4)

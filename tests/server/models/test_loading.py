@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rerank_server.models.inprocess import plan_text_rerank, score_text_pairs
 from rerank_server.models import ModelKind, ModelLoadError, load_scorer, parse_model_arg
 from rerank_server.models import bundled
 from rerank_server.models.loading import detect_kind
@@ -95,7 +96,7 @@ def test_an_xlm_roberta_reranker_loads_the_same_way(tmp_path: Path) -> None:
     tokenizer.save_pretrained(tmp_path)
     scorer = load_scorer(parse_model_arg(f"bge-like={tmp_path}"), device="cpu")
     assert scorer.info.kind is ModelKind.CROSS_ENCODER
-    plan = scorer.plan_rerank("a query", ["one document", "another document"])
+    plan = plan_text_rerank(scorer, "a query", ["one document", "another document"])
     assert len(scorer.run_batch(plan.items)) == 2
 
 
@@ -112,5 +113,5 @@ def test_precisions(tiny_cross_encoder: Path) -> None:
     for dtype in ("bfloat16", "int8"):
         scorer = load_scorer(parse_model_arg(f"x={tiny_cross_encoder}"), device="cpu", dtype=dtype)
         assert scorer.info.dtype == dtype
-        got = scorer.run_batch(pairs)
-        assert got == pytest.approx(reference.run_batch(pairs), abs=0.05)
+        got = score_text_pairs(scorer, pairs)
+        assert got == pytest.approx(score_text_pairs(reference, pairs), abs=0.05)

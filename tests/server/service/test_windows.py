@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rerank_client import RerankClient, RerankError
-from rerank_server.models.windows import Aggregation, aggregate, window_spans
+from rerank_server.models.windows import Aggregation, aggregate, window_slices
 from tests.server_harness import ServerThread
 
 QUERY = "how do honeybees tell each other where the flowers are"
@@ -24,10 +24,10 @@ BEES = (
 GARDEN = "Flowers in a garden need sunlight, water and good soil to grow well through the summer."
 
 
-def test_window_spans_overlap_and_cover_the_document() -> None:
-    offsets = [(i * 2, i * 2 + 1) for i in range(10)]  # ten one-character tokens
-    assert window_spans(offsets, 4, 1) == [(0, 7), (6, 13), (12, 19)]
-    assert window_spans(offsets, 20, 0) == [(0, 19)]
+def test_window_slices_overlap_and_cover_the_document() -> None:
+    assert window_slices(10, 4, 1) == [slice(0, 4), slice(3, 7), slice(6, 10)]
+    assert window_slices(10, 20, 0) == [slice(0, 10)]
+    assert window_slices(9, 4, 0) == [slice(0, 4), slice(3, 7), slice(6, 9)]  # a quarter of 4: one token
 
 
 def test_aggregations() -> None:
@@ -39,7 +39,7 @@ def test_aggregations() -> None:
 
 def test_a_passage_past_the_model_limit_ranks_first_only_with_windows(bi_scorer: Any) -> None:
     long_doc = FILLER * 22 + BEES  # the bees passage starts past token 512
-    tokens_before_bees = bi_scorer._tokens.lengths([FILLER * 22])[0]
+    tokens_before_bees = len(bi_scorer.encoder.ids([FILLER * 22])[0])
     assert tokens_before_bees > 512
     documents = [GARDEN, long_doc]
     with ServerThread([bi_scorer]) as running, RerankClient(running.target) as client:

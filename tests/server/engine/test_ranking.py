@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_server.service.ranking import ranked_indices
+from rerank_server.engine import ranked_indices
 
 
 def test_ties_keep_input_order_and_top_k_cuts() -> None:

@@ -1,0 +1,60 @@
+"""The tokenizer pool: threads that turn requests' texts into token ids when the requests are admitted.
+
+Hugging Face fast tokenizers release the GIL while they encode a batch, so threads tokenize in
+parallel (measured: 2 threads 1.9x one on a 2-core CPU). A large request is split into chunks over
+the threads, so its latency shrinks with the pool; small ones take one thread each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from ..models.encoding import Ids, TextEncoder
+
+T = TypeVar("T")
+
+CHUNK_TEXTS = 64  # texts one thread tokenizes in one call: large enough to amortize the hand-off
+
+
+def default_tokenizer_threads(device: str, cores: int | None = None) -> int:
+    """Threads for the pool when ``--tokenizer-threads`` is not given.
+
+    On a CPU the model's forward uses every core and tokenizing is a small share of the work: half the
+    cores (at least one). With an accelerator the host's cores have nothing else to do, and the device
+    scores tens of thousands of pairs a second, more than a few threads can tokenize: all cores but
+    two (the event loop and the batch stages), at most 16.
+    """
+    cores = cores or os.cpu_count() or 1
+    if device.split(":")[0] == "cpu":
+        return max(1, cores // 2)
+    return max(1, min(16, cores - 2))
+
+
+class TokenizerPool:
+    """A fixed pool of tokenizer threads shared by every served model."""
+
+    def __init__(self, threads: int) -> None:
+        if threads < 1:
+            raise ValueError(f"the tokenizer pool needs at least one thread, got {threads}")
+        self.threads = threads
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tokenize")
+
+    async def ids(self, encoder: TextEncoder, texts: Sequence[str]) -> list[Ids]:
+        """Every text's token ids, tokenized on the pool (a large request on several threads at once)."""
+        if len(texts) <= CHUNK_TEXTS:
+            return await self.run(encoder.ids, texts)
+        chunks = [texts[at : at + CHUNK_TEXTS] for at in range(0, len(texts), CHUNK_TEXTS)]
+        parts = await asyncio.gather(*(self.run(encoder.ids, chunk) for chunk in chunks))
+        return [ids for part in parts for ids in part]
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """Run ``work(*args)`` on a pool thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+
+    def close(self) -> None:
+        """Stop the threads once their work is done."""
+        self._executor.shutdown(wait=True)

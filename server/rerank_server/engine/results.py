@@ -1,0 +1,77 @@
+"""What the engine is asked and what it answers, as plain values: every transport converts to and from these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models import Normalization
+from ..models.windows import Windowing
+
+
+@dataclass(frozen=True)
+class Options:
+    """How one request is to be scored.
+
+    Attributes:
+        top_k: return only the best ``top_k`` documents (0: all); Rerank only.
+        normalization: raw model scores, or their sigmoid.
+        windowing: split documents longer than the model reads into windows (None: truncate); Rerank only.
+        error_on_truncation: refuse the request if any pair is longer than the model reads.
+        deadline: a ``time.monotonic()`` time after which nobody wants the answer (None: no deadline).
+    """
+
+    top_k: int = 0
+    normalization: Normalization = Normalization.RAW
+    windowing: Windowing | None = None
+    error_on_truncation: bool = False
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a request cost: pairs scored, tokens the model read for them, documents cut short."""
+
+    pairs: int
+    tokens: int
+    truncated_documents: int
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a request's time went, in milliseconds."""
+
+    queue_ms: float
+    inference_ms: float
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class RankedDocument:
+    """One document of a Rerank answer, best first."""
+
+    index: int
+    score: float
+    rank: int
+    truncated: bool
+    windows: int
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """A Rerank answer."""
+
+    model: str
+    documents: list[RankedDocument]
+    usage: Usage
+    timing: Timing
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """A Score answer: one score per pair, in input order."""
+
+    model: str
+    scores: list[float]
+    truncated: list[bool]
+    usage: Usage
+    timing: Timing

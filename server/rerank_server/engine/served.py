@@ -1,0 +1,159 @@
+"""The engine: each served model's scoring pipeline, the one facade every transport calls.
+
+    rerank(query, documents, options)
+      admit (room in the queue checked before any work)  ->  tokenize once, on the tokenizer pool
+      ->  plan items from the ids (pairs or texts, windows, costs, truncation)  ->  the batcher
+      (length-grouped batches through collate / forward / fetch)  ->  combine windows, normalize,
+      rank, usage and timing  ->  a plain result the transport encodes.
+
+Transports (gRPC, the CLI's local mode) never touch a batcher or a model directly, so they share
+every behaviour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..batching import Batcher, Completed, create_batcher
+from ..config import BatchingConfig
+from ..models import ModelInfo, ModelKind, Scorer, ScoringPlan
+from ..models.windows import UnscorableInput
+from .pool import TokenizerPool
+from .results import Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
+
+_SHOWN = 5  # offending items listed in one message
+
+
+class UnknownModel(LookupError):
+    """A request named a model this server does not serve."""
+
+
+def ranked_indices(scores: np.ndarray, top_k: int) -> list[int]:
+    """Indices of ``scores`` best first, equal scores in input order; the first ``top_k`` (0: all)."""
+    # A stable sort on the negated scores keeps ties in input order.
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    if top_k:
+        order = order[:top_k]
+    return [int(i) for i in order]
+
+
+def listing(indexes: Sequence[int]) -> str:
+    """``0, 3, 7 and 12 more``: the first few offending positions for an error message."""
+    shown = ", ".join(str(i) for i in indexes[:_SHOWN])
+    return shown + (f" and {len(indexes) - _SHOWN} more" if len(indexes) > _SHOWN else "")
+
+
+@dataclass
+class ServedModel:
+    """A loaded model with its batcher and the tokenizer pool it shares with the other models."""
+
+    scorer: Scorer
+    batcher: Batcher
+    limits: BatchingConfig
+    pool: TokenizerPool
+
+    @property
+    def info(self) -> ModelInfo:
+        """The scorer's description."""
+        return self.scorer.info
+
+    @classmethod
+    def create(cls, scorer: Scorer, limits: BatchingConfig, pool: TokenizerPool) -> ServedModel:
+        """Give ``scorer`` a batcher of its own: batches of different models never mix."""
+        batcher = create_batcher(
+            limits.strategy, scorer, limits.policy(), max_queued=limits.max_queued_pairs, name=scorer.info.name, pipeline_depth=limits.pipeline_depth
+        )
+        return cls(scorer, batcher, limits, pool)
+
+    async def rerank(self, query: str, documents: Sequence[str], options: Options = Options()) -> RerankResult:
+        """Score ``documents`` against ``query`` and rank them, best first."""
+        accepted = time.monotonic()
+        # Each document is at least one queued item (one more for a bi-encoder's query): refuse an
+        # overloaded request before tokenizing it.
+        self.batcher.check_room(len(documents) + (self.info.kind is ModelKind.BI_ENCODER))
+        ids = await self.pool.ids(self.scorer.encoder, [query, *documents])
+        plan = await self.pool.run(self.scorer.plan_rerank, ids[0], ids[1:], options.windowing)
+        scores, completed = await self._score(plan, options, "documents")
+        truncated, windows = plan.truncated, plan.windows or [1] * len(documents)
+        ranked = [
+            RankedDocument(index=i, score=float(scores[i]), rank=rank, truncated=truncated[i], windows=windows[i])
+            for rank, i in enumerate(ranked_indices(scores, options.top_k))
+        ]
+        return RerankResult(self.info.name, ranked, _usage(plan), _timing(accepted, completed))
+
+    async def score(self, pairs: Sequence[tuple[str, str]], options: Options = Options()) -> ScoreResult:
+        """Score independent (query, document) pairs, in input order."""
+        accepted = time.monotonic()
+        self.batcher.check_room(len(pairs) if self.info.kind is ModelKind.CROSS_ENCODER else 1)
+        texts = list(dict.fromkeys(t for pair in pairs for t in pair))  # each distinct text tokenized once
+        ids = dict(zip(texts, await self.pool.ids(self.scorer.encoder, texts)))
+        plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
+        scores, completed = await self._score(plan, options, "pairs")
+        return ScoreResult(self.info.name, [float(s) for s in scores], list(plan.truncated), _usage(plan), _timing(accepted, completed))
+
+    async def _score(self, plan: ScoringPlan, options: Options, what: str) -> tuple[np.ndarray, Completed[object]]:
+        if options.error_on_truncation and any(plan.truncated):
+            over = [i for i, t in enumerate(plan.truncated) if t]
+            raise UnscorableInput(
+                f"{what} at index {listing(over)} exceed the model's max sequence length of {self.info.max_seq_length} "
+                "tokens with the query, and error_on_truncation is set; shorten or split them, or unset "
+                "error_on_truncation to score their beginning"
+            )
+        completed = await self.batcher.submit(plan.items, plan.costs, options.deadline)
+        return self.scorer.normalize(plan.combine(completed.results), options.normalization), completed
+
+
+def _usage(plan: ScoringPlan) -> Usage:
+    return Usage(pairs=len(plan.truncated), tokens=sum(plan.pair_tokens), truncated_documents=sum(plan.truncated))
+
+
+def _timing(accepted: float, completed: Completed[object]) -> Timing:
+    total = time.monotonic() - accepted
+    inference = completed.inference_s
+    return Timing(queue_ms=max(0.0, total - inference) * 1000.0, inference_ms=inference * 1000.0, total_ms=total * 1000.0)
+
+
+class ModelRegistry:
+    """Served models by name; the first one added is the default."""
+
+    def __init__(self, models: Iterable[ServedModel] = ()) -> None:
+        self._models: dict[str, ServedModel] = {}
+        for model in models:
+            self.add(model)
+
+    def add(self, model: ServedModel) -> None:
+        """Serve ``model`` under its name."""
+        if model.info.name in self._models:
+            raise ValueError(f"two models are named {model.info.name!r}")
+        self._models[model.info.name] = model
+
+    @property
+    def default_name(self) -> str:
+        """The model requests with an empty name go to."""
+        return next(iter(self._models))
+
+    def __iter__(self) -> Iterator[ServedModel]:
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def get(self, name: str) -> ServedModel:
+        """The model called ``name`` (empty: the default). Raises :class:`UnknownModel`."""
+        if not name:
+            return self._models[self.default_name]
+        try:
+            return self._models[name]
+        except KeyError:
+            raise UnknownModel(
+                f"model {name!r} is not served here; served models: {', '.join(self._models)} (see ListModels)"
+            ) from None
+
+    async def aclose(self, drain: bool = True) -> None:
+        """Stop every batcher, finishing queued work first when ``drain``."""
+        for model in self._models.values():
+            await model.batcher.aclose(drain=drain)

@@ -1,0 +1,64 @@
+"""The engine in this process, without a server: what the client's ``--local`` modes call.
+
+Models are loaded as ``rerank-server`` loads them and scored through the same engine (tokenizer
+pool, batcher, combine, normalize, rank), on an event loop of its own thread, so a synchronous
+caller gets exactly what a server would answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .config import BatchingConfig, device_kind
+from .engine import ModelRegistry, Options, RerankResult, ScoreResult, ServedModel, TokenizerPool, default_tokenizer_threads
+from .models import ModelInfo, load_scorer, parse_model_arg
+
+T = TypeVar("T")
+
+
+class LocalEngine:
+    """Context manager: models served in this process. ``models`` are ``--model`` values (NAME=SOURCE)."""
+
+    def __init__(self, models: Sequence[str], device: str = "auto", dtype: str = "auto") -> None:
+        specs = [parse_model_arg(m) for m in models]
+        scorers = [load_scorer(spec, device=device, dtype=dtype) for spec in specs]
+        kind = device_kind(device, "torch")
+        self._pool = TokenizerPool(default_tokenizer_threads(kind))
+        batching = BatchingConfig.for_device(kind)
+        self._models = ModelRegistry(ServedModel.create(scorer, batching, self._pool) for scorer in scorers)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rerank-local", daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    def info(self, model: str = "") -> ModelInfo:
+        """The model called ``model`` (empty: the first)."""
+        return self._models.get(model).info
+
+    def rerank(self, model: str, query: str, documents: Sequence[str], options: Options = Options()) -> RerankResult:
+        """As the Rerank RPC answers it."""
+        return self._run(self._models.get(model).rerank(query, documents, options))
+
+    def score(self, model: str, pairs: Sequence[tuple[str, str]], options: Options = Options()) -> ScoreResult:
+        """As the Score RPC answers it."""
+        return self._run(self._models.get(model).score(pairs, options))
+
+    def close(self) -> None:
+        """Stop the batchers, the pool and the loop."""
+        self._run(self._models.aclose())
+        self._pool.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
