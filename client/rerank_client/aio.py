@@ -39,14 +39,18 @@ class AsyncRerankClient:
         self.target = target_of(target)
         self.timeout = timeout
         self.metadata = tuple(metadata) + auth_metadata(token)
-        options = channel_options(max_message_bytes, retries, wait_for_ready)
-        self._channel = (
-            grpc.aio.secure_channel(self.target, tls.credentials(), options=options)
-            if tls
-            else grpc.aio.insecure_channel(self.target, options=options)
-        )
+
+        def channel(options: list[tuple[str, object]]) -> Any:
+            if tls:
+                return grpc.aio.secure_channel(self.target, tls.credentials(), options=options)
+            return grpc.aio.insecure_channel(self.target, options=options)
+
+        self._channel = channel(channel_options(max_message_bytes, retries, wait_for_ready))
         self._stub = pb_grpc.RerankerStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        # Calls skip replicas that report NOT_SERVING (see service_config); asking for health must not.
+        # This channel connects only when health() is first called.
+        self._health_channel = channel(channel_options(max_message_bytes, 0, health_checked=False))
+        self._health = health_pb2_grpc.HealthStub(self._health_channel)
 
     async def __aenter__(self) -> AsyncRerankClient:
         return self
@@ -57,8 +61,9 @@ class AsyncRerankClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the channel."""
+        """Close the channels."""
         await self._channel.close()
+        await self._health_channel.close()
 
     def _options(self, timeout: float | None, metadata: Metadata | None) -> dict[str, Any]:
         return {

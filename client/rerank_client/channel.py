@@ -48,11 +48,16 @@ def target_of(targets: str | Sequence[str]) -> str:
 
 
 def service_config(retries: int, wait_for_ready: bool = False) -> str:
-    """Round-robin over every resolved address, and retries of UNAVAILABLE with exponential backoff.
+    """Round-robin over every resolved address that reports SERVING, and retries of UNAVAILABLE with
+    exponential backoff.
 
-    UNAVAILABLE means the call did not run (a replica went away or is shutting down), so it is safe to
-    send again, where another replica will take it. With ``wait_for_ready``, a call made while no
-    replica is reachable waits (up to its deadline) for one to come up instead of failing at once.
+    Client-side health checking (``healthCheckConfig``) watches each replica's ``rerank.v1.Reranker``
+    health: a replica that is loading its models or shutting down reports NOT_SERVING, and the channel
+    stops sending it calls within moments, before it closes its port (a call cut off by a closing port
+    ends CANCELLED, which no client may safely retry). A server without the health service counts as
+    healthy. UNAVAILABLE means the call did not run, so it is safe to send again, where another replica
+    will take it. With ``wait_for_ready``, a call made while no replica is ready waits (up to its
+    deadline) for one instead of failing at once.
     """
     method: dict[str, object] = {"name": [{"service": SERVICE}]}
     if wait_for_ready:
@@ -65,12 +70,17 @@ def service_config(retries: int, wait_for_ready: bool = False) -> str:
             "backoffMultiplier": 2,
             "retryableStatusCodes": ["UNAVAILABLE"],
         }
-    return json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [method]})
+    return json.dumps(
+        {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": SERVICE}, "methodConfig": [method]}
+    )
 
 
-def channel_options(max_message_bytes: int, retries: int, wait_for_ready: bool = False) -> list[tuple[str, object]]:
-    """Channel arguments shared by the sync and asyncio clients."""
+def channel_options(max_message_bytes: int, retries: int, wait_for_ready: bool = False, health_checked: bool = True) -> list[tuple[str, object]]:
+    """Channel arguments shared by the sync and asyncio clients. ``health_checked`` False is for the
+    channel that asks for health itself: it must reach a replica that reports NOT_SERVING."""
+    inhibit = [] if health_checked else [("grpc.inhibit_health_checking", 1)]
     return [
+        *inhibit,
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.service_config", service_config(retries, wait_for_ready)),

@@ -154,6 +154,11 @@ def as_error(exc: grpc.RpcError, target: str) -> RerankError:
     """A RerankError from a failed call, with a hint where the raw status would leave users guessing."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
-    if code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "unavailable" in details.lower()):
+    if code is grpc.StatusCode.UNAVAILABLE and "backend unhealthy" in details:
+        details = (
+            f"{target} is not serving: its models are still loading or it is shutting down "
+            f"(wait with `rerank health --wait`, or add replicas) ({details})"
+        )
+    elif code is grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower() or "unavailable" in details.lower()):
         details = f"cannot reach {target}: is rerank-server running there? ({details})"
     return RerankError(code, details, target)

@@ -7,12 +7,14 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from .config import ServerConfig, config_from_args
 from .logs import configure as configure_logging
 from .models import ModelLoadError, load_scorer
 from .models.exported import import_runtime_early
+from .models.warmup import warm_up
 from .service.server import RerankServer
 
 log = logging.getLogger("rerank_server")
@@ -55,10 +57,21 @@ async def run(config: ServerConfig) -> int:
 
 
 async def _load_all(server: RerankServer, config: ServerConfig) -> None:
+    limits = config.batching
     for spec in config.models:
         log.info("loading %s from %s", spec.name, spec.source)
         scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
-        server.serve(scorer)
+        # Before health says SERVING: the first callers do not pay for first batches, and the speed
+        # measured sizes the queue in seconds of work.
+        started = time.monotonic()
+        speed = await asyncio.to_thread(warm_up, scorer, limits.max_batch_size, limits.max_batch_tokens)
+        bound = limits.max_queued_tokens(speed)
+        log.info(
+            "%s warmed up in %.1f s: %.0f tokens/s; queue: %d pairs%s",
+            spec.name, time.monotonic() - started, speed, limits.max_queued_pairs,
+            f", {bound} tokens ({limits.max_queue_s:g} s of work)" if bound else "",
+        )
+        server.serve(scorer, speed)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

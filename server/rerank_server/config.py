@@ -55,6 +55,13 @@ class BatchingConfig:
     strategy: str = "length"  # "length", "arrival" or "none"; see --batching
     pipeline_depth: int = 2  # batches in the collate / forward / fetch stages at once
     call_overhead: bool = False  # see DeviceBatching
+    max_queue_s: float | None = None  # queued work at most, in seconds of the model's measured speed (None: no bound)
+
+    def max_queued_tokens(self, tokens_per_s: float | None) -> int | None:
+        """The queue's bound in tokens for a model scoring ``tokens_per_s`` (None: unbounded)."""
+        if self.max_queue_s is None or not tokens_per_s:
+            return None
+        return max(1, int(tokens_per_s * self.max_queue_s))
 
     @classmethod
     def for_device(cls, device_kind: str, **given: object) -> BatchingConfig:
@@ -79,6 +86,20 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True)
+class RequestLimits:
+    """What one request may make the server hold or do, whatever its transport.
+
+    Attributes:
+        max_document_bytes: UTF-8 bytes of one document (or one text of a pair).
+        max_request_pairs: model inputs one request may create: its documents, or with windowing
+            their windows (a long document with a small stride makes many).
+    """
+
+    max_document_bytes: int = 1 << 20
+    max_request_pairs: int = 4096
+
+
+@dataclass(frozen=True)
 class SecurityConfig:
     """TLS (mutual when a client CA is given) and bearer-token authentication."""
 
@@ -100,6 +121,7 @@ class ConnectionConfig:
     keepalive_timeout_s: float = 20.0
     max_connection_age_s: float | None = None
     max_connection_age_grace_s: float = 30.0
+    max_streams_per_connection: int = 1024
 
     def grpc_options(self) -> list[tuple[str, int]]:
         """As gRPC channel arguments."""
@@ -108,6 +130,15 @@ class ConnectionConfig:
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # Calls (streams) one connection may have open at once: one client cannot hold the server's
+            # memory with thousands of idle streams.
+            ("grpc.max_concurrent_streams", self.max_streams_per_connection),
+            # gRPC core drops calls from its pending queue early (random early detection from 1,000 pending,
+            # all past 3,000) when the event loop falls behind, as under a flood of calls with 1 ms deadlines:
+            # healthy calls then ended CANCELLED before reaching the servicer. The servicer's own limits
+            # (queue, concurrency) refuse overload with a status instead.
+            ("grpc.server.max_pending_requests", 50_000),
+            ("grpc.server.max_pending_requests_hard_limit", 100_000),
         ]
         if self.max_connection_age_s:
             options += [
@@ -128,6 +159,7 @@ class ServerConfig:
     dtype: str = "auto"
     backend: str = "auto"
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    request_limits: RequestLimits = field(default_factory=RequestLimits)
     tokenizer_threads: int | None = None  # None: default_tokenizer_threads for the device
     max_documents: int = 1000
     max_message_bytes: int = 16 * 1024 * 1024
@@ -138,6 +170,8 @@ class ServerConfig:
     log_requests: bool = False
     max_request_time_s: float | None = None
     max_concurrent_rpcs: int | None = None
+    stream_window: int = 64  # requests of one RerankStream read and not yet answered, at most
+    settle_s: float = 1.0  # at shutdown, once idle: how long new calls still get UNAVAILABLE before the port closes
     security: SecurityConfig = field(default_factory=lambda: SecurityConfig())
     connections: ConnectionConfig = field(default_factory=lambda: ConnectionConfig())
     metrics_port: int | None = None
@@ -208,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrent-rpcs",
         type=int,
         default=None,
-        help="calls served at once; more are refused at once with RESOURCE_EXHAUSTED (default: no cap beyond the queue)",
+        help="requests in progress at once (each request of a stream counts); more are refused at once with RESOURCE_EXHAUSTED (default: no cap beyond the queue)",
     )
     net.add_argument(
         "--max-request-time",
@@ -226,6 +260,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net.add_argument("--max-connection-age-grace", type=float, default=30.0, help="seconds an aged connection gets to finish its calls (default %(default)s)")
     net.add_argument("--grace", type=float, default=d.grace_s, help="seconds to finish in-flight requests on SIGTERM/SIGINT (default %(default)s)")
+    net.add_argument(
+        "--settle",
+        type=float,
+        default=d.settle_s,
+        help=(
+            "at shutdown, once in-flight requests are done: seconds more that new calls are refused with UNAVAILABLE "
+            "(which clients retry elsewhere) while they notice the replica is leaving, before the port closes (default %(default)s)"
+        ),
+    )
+    net.add_argument(
+        "--stream-window",
+        type=int,
+        default=d.stream_window,
+        help=(
+            "requests of one RerankStream read and not yet answered, at most; a caller that stops reading its responses "
+            "stops the server reading its requests (flow control) (default %(default)s)"
+        ),
+    )
+    net.add_argument(
+        "--max-streams-per-connection",
+        type=int,
+        default=ConnectionConfig.max_streams_per_connection,
+        help="calls one client connection may have open at once (HTTP/2 streams) (default %(default)s)",
+    )
 
     sec = parser.add_argument_group("security")
     sec.add_argument("--tls-cert", help="PEM certificate chain: serve TLS instead of plaintext (with --tls-key)")
@@ -321,6 +379,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="pairs that may wait for the model; a request that does not fit fails with RESOURCE_EXHAUSTED (default %(default)s)",
     )
     batching.add_argument(
+        "--max-queue-seconds",
+        type=float,
+        default=2.0,
+        help=(
+            "queued work at most, in seconds of the model's speed measured at start-up; more is refused at once with "
+            "RESOURCE_EXHAUSTED, so that what is accepted finishes instead of timing out under overload; 0: no bound "
+            "(default %(default)s)"
+        ),
+    )
+    batching.add_argument(
         "--batching",
         default=b.strategy,
         choices=BATCHING_STRATEGIES,
@@ -330,6 +398,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     batching.add_argument("--max-documents", type=int, default=d.max_documents, help="most documents in one Rerank request or pairs in one Score request (default %(default)s)")
+    batching.add_argument(
+        "--max-document-bytes",
+        type=int,
+        default=d.request_limits.max_document_bytes,
+        help="largest text (a document, a query) in UTF-8 bytes; larger ones fail with INVALID_ARGUMENT (default %(default)s)",
+    )
+    batching.add_argument(
+        "--max-request-pairs",
+        type=int,
+        default=d.request_limits.max_request_pairs,
+        help=(
+            "most model inputs one request may create: its documents or, with windowing, their windows; more fail with "
+            "INVALID_ARGUMENT (default %(default)s)"
+        ),
+    )
 
     obs = parser.add_argument_group("observability")
     obs.add_argument("--log-level", default=d.log_level, choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default %(default)s)")
@@ -371,6 +454,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
             max_queued_pairs=args.max_queued_pairs,
             strategy=args.batching,
             pipeline_depth=args.pipeline_depth,
+            max_queue_s=args.max_queue_seconds or None,
         )
         batching.policy()  # validates the limits
     except ValueError as exc:
@@ -380,7 +464,16 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         parser.error(f"--model names must be unique, got {names}")
     if args.tokenizer_threads is not None and args.tokenizer_threads < 1:
         parser.error(f"--tokenizer-threads must be at least 1, got {args.tokenizer_threads}")
-    for flag, value in (("--max-queued-pairs", args.max_queued_pairs), ("--max-documents", args.max_documents), ("--max-message-bytes", args.max_message_bytes)):
+    limits = (
+        ("--max-queued-pairs", args.max_queued_pairs),
+        ("--max-documents", args.max_documents),
+        ("--max-message-bytes", args.max_message_bytes),
+        ("--max-document-bytes", args.max_document_bytes),
+        ("--max-request-pairs", args.max_request_pairs),
+        ("--max-streams-per-connection", args.max_streams_per_connection),
+        ("--stream-window", args.stream_window),
+    )
+    for flag, value in limits:
         if value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
     if not 0 <= args.port <= 65535:
@@ -402,6 +495,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         batching=batching,
         tokenizer_threads=args.tokenizer_threads,
         max_documents=args.max_documents,
+        request_limits=RequestLimits(args.max_document_bytes, args.max_request_pairs),
         max_message_bytes=args.max_message_bytes,
         grace_s=args.grace,
         trust_remote_code=args.trust_remote_code,
@@ -412,6 +506,10 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         max_request_time_s=args.max_request_time or None,
         max_concurrent_rpcs=args.max_concurrent_rpcs or None,
         security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file),
-        connections=ConnectionConfig(args.keepalive_time, args.keepalive_timeout, args.max_connection_age or None, args.max_connection_age_grace),
+        connections=ConnectionConfig(
+            args.keepalive_time, args.keepalive_timeout, args.max_connection_age or None, args.max_connection_age_grace, args.max_streams_per_connection
+        ),
+        settle_s=args.settle,
+        stream_window=args.stream_window,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
     )

@@ -35,6 +35,7 @@ class BackgroundServer:
         """``settings`` are further :class:`ServerConfig` fields (security, max_request_time_s, ...)."""
         self.scorers = list(scorers)
         self.batching = batching or BatchingConfig(max_wait_ms=2.0)
+        settings.setdefault("settle_s", 0.0)  # nothing re-resolves an embedded server: stop at once
         self.config = ServerConfig(
             host="127.0.0.1",
             port=port,

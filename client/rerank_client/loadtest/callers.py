@@ -51,15 +51,15 @@ def _request(spec: RequestSpec, request_id: str = "") -> pb.RerankRequest:
 
 
 class UnaryCaller:
-    """Calls Rerank, spreading requests round-robin over one client per target."""
+    """Calls Rerank through one client over every target: the client's own round-robin balancing and
+    UNAVAILABLE retries (``retries`` of them; 0 shows raw failures), as production callers get them."""
 
-    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
-        self._clients = [AsyncRerankClient(t, timeout=timeout, metadata=metadata) for t in targets]
-        self._next = itertools.cycle(self._clients)
+    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = (), retries: int = 3) -> None:
+        self._client = AsyncRerankClient(list(targets), timeout=timeout, metadata=metadata, retries=retries)
 
     async def call(self, spec: RequestSpec, started: float) -> Sample:
         """One unary Rerank call."""
-        client = next(self._next)
+        client = self._client
         t0 = time.perf_counter()
         try:
             result = await client.rerank(spec.query, spec.documents, top_k=spec.top_k, model=spec.model)
@@ -75,8 +75,8 @@ class UnaryCaller:
         )
 
     async def aclose(self) -> None:
-        """Close every channel."""
-        await asyncio.gather(*(c.close() for c in self._clients))
+        """Close the channel."""
+        await self._client.close()
 
 
 class _Stream:

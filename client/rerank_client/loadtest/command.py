@@ -53,6 +53,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", default="", help="model name on the server (default: its default model)")
     p.add_argument("--error-fraction", type=float, default=0.0, help="share of requests sent invalid on purpose (empty query), to check error handling under load")
     p.add_argument("--timeout", type=float, default=30.0, help="deadline of each request in seconds (default %(default)s)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help=(
+            "UNAVAILABLE retries per call, over the targets round-robin, as RerankClient makes them; 0 to see raw failures "
+            "(unary calls; default %(default)s)"
+        ),
+    )
     p.add_argument("--drain", type=float, help="open loop: seconds to wait for answers after the last send (default: --timeout)")
     p.add_argument("--seed", type=int, default=0, help="random seed for requests and arrivals (default %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write the whole report as JSON")
@@ -82,6 +91,8 @@ def _validate(args: argparse.Namespace) -> Workload:
         raise _fail("--duration must be positive")
     if args.requests is not None and args.requests < 1:
         raise _fail("--requests must be at least 1")
+    if args.retries < 0:
+        raise _fail(f"--retries must be 0 or more, got {args.retries}")
     if not 0.0 <= args.error_fraction <= 1.0:
         raise _fail("--error-fraction must be between 0 and 1")
     if args.duration is None and args.requests is None:
@@ -130,8 +141,7 @@ async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int
     except ValueError as exc:
         raise _fail(str(exc)) from None
     await _preflight(args.target, metadata)
-    kind = StreamCaller if args.stream else UnaryCaller
-    caller: Caller = kind(args.target, args.timeout, metadata)
+    caller: Caller = StreamCaller(args.target, args.timeout, metadata) if args.stream else UnaryCaller(args.target, args.timeout, metadata, args.retries)
     try:
         if args.sweep:
             steps: list[Report] = []

@@ -107,6 +107,7 @@ class MicroBatcher(Generic[P, R]):
         clock: Clock = time.monotonic,
         on_batch: Callable[[BatchRecord], None] | None = None,
         pipeline_depth: int = 2,
+        max_queued_cost: int | None = None,
     ) -> None:
         if pipeline_depth < 1:
             raise ValueError(f"pipeline_depth must be at least 1, got {pipeline_depth}")
@@ -115,7 +116,7 @@ class MicroBatcher(Generic[P, R]):
         self.stats = BatcherStats()
         self.pipeline_depth = pipeline_depth
         self._stages = as_stages(model)
-        self._queue = WorkQueue(max_queued)
+        self._queue = WorkQueue(max_queued, max_queued_cost)
         self._clock = clock
         self.on_batch = on_batch  # called with a BatchRecord after every model call (metrics)
         self._live: dict[Ticket[Any], list[WorkItem[P]]] = {}
@@ -140,11 +141,14 @@ class MicroBatcher(Generic[P, R]):
         return self._queue.capacity
 
     def check_room(self, count: int) -> None:
-        """Raise :class:`QueueFull` now if ``count`` items would not fit: lets a caller refuse a request
-        before spending work (tokenizing) on it. :meth:`submit` checks again when it queues."""
-        if count > self._queue.free:
+        """Raise :class:`QueueFull` now if ``count`` items would not fit (or the queued work is already at
+        its bound): lets a caller refuse a request before spending work (tokenizing) on it.
+        :meth:`submit` checks again, with the items' costs, when it queues."""
+        try:
+            self._queue.check_room(count, cost=1)
+        except QueueFull:
             self.stats.rejected_submissions += 1
-            raise QueueFull(count, self._queue.free, self._queue.capacity)
+            raise
 
     def start(self) -> None:
         """Start the batching loop on the running event loop."""

@@ -8,16 +8,21 @@ class BatchingError(Exception):
 
 
 class QueueFull(BatchingError):
-    """The bounded queue has no room for a whole submission; nothing of it was queued."""
+    """The bounded queue has no room for a whole submission; nothing of it was queued.
 
-    def __init__(self, requested: int, free: int, capacity: int) -> None:
+    ``queued_cost`` and ``max_cost`` are set when it was the queued work (tokens), not the count of
+    items, that was at its limit.
+    """
+
+    def __init__(self, requested: int, free: int, capacity: int, queued_cost: int = 0, max_cost: int | None = None) -> None:
         self.requested = requested
         self.free = free
         self.capacity = capacity
-        super().__init__(
-            f"the server is overloaded: {requested} pairs do not fit in its queue "
-            f"({free} of {capacity} places free); retry with backoff or send fewer documents per request"
-        )
+        if max_cost is not None:
+            reason = f"it already holds {queued_cost} of the {max_cost} tokens of work it queues at most"
+        else:
+            reason = f"{requested} pairs do not fit in its queue ({free} of {capacity} places free)"
+        super().__init__(f"the server is overloaded: {reason}; retry with backoff or send fewer documents per request")
 
 
 class DeadlineExceeded(BatchingError):

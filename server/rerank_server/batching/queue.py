@@ -20,10 +20,13 @@ class WorkQueue:
     gets half its pairs scored while the other half waits for room.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_cost: int | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"queue capacity must be at least 1, got {capacity}")
+        if max_cost is not None and max_cost < 1:
+            raise ValueError(f"queue max_cost must be at least 1, got {max_cost}")
         self.capacity = capacity
+        self.max_cost = max_cost  # most queued work (sum of costs); an empty queue takes any one submission
         self._by_cost: list[WorkItem[Any]] = []
         self._keys: list[tuple[int, int]] = []
         self._costs: list[int] = []  # the keys' costs, kept alongside for the batch policy
@@ -43,10 +46,21 @@ class WorkQueue:
         """How many more items fit."""
         return self.capacity - len(self._by_cost)
 
+    def check_room(self, count: int, cost: int = 0) -> None:
+        """Raise :class:`QueueFull` unless ``count`` more items costing ``cost`` fit.
+
+        The cost bound keeps what is queued to a known amount of model time, so that under overload new
+        work is refused at once instead of accepted to time out; an empty queue takes any submission,
+        or a request larger than the bound could never run.
+        """
+        if count > self.free:
+            raise QueueFull(count, self.free, self.capacity)
+        if self.max_cost is not None and self._total_cost and self._total_cost + cost > self.max_cost:
+            raise QueueFull(count, self.free, self.capacity, self._total_cost, self.max_cost)
+
     def put(self, items: Sequence[WorkItem[Any]]) -> None:
         """Queue all of ``items`` or, raising :class:`QueueFull`, none of them."""
-        if len(items) > self.free:
-            raise QueueFull(len(items), self.free, self.capacity)
+        self.check_room(len(items), sum(item.cost for item in items))
         for item in items:
             position = bisect.bisect_right(self._keys, item.key)
             self._keys.insert(position, item.key)

@@ -55,12 +55,14 @@ def create_batcher(
     max_queued: int,
     name: str,
     pipeline_depth: int = 2,
+    max_queued_cost: int | None = None,
 ) -> Batcher:
     """A batcher for ``strategy``: ``length`` (length-grouped, token-budgeted batches: what to serve with),
     ``arrival`` (first come first batched, by count only) or ``none`` (one model call per request). The
-    last two are the baselines benchmarks compare against; ``policy`` is assumed to match ``strategy``."""
+    last two are the baselines benchmarks compare against; ``policy`` is assumed to match ``strategy``.
+    ``max_queued_cost`` bounds the queued work in tokens (the length strategies; see :class:`WorkQueue`)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"batching strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if strategy == "none":
         return PerRequestRunner(model, max_queued=max_queued, name=name)
-    return MicroBatcher(model, policy, max_queued=max_queued, name=name, pipeline_depth=pipeline_depth)
+    return MicroBatcher(model, policy, max_queued=max_queued, name=name, pipeline_depth=pipeline_depth, max_queued_cost=max_queued_cost)

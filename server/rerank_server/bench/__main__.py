@@ -164,7 +164,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # round decides (a noisy machine moves single runs by 10% or more).
     rounds: list[tuple[Throughput, Throughput]] = []
     server_label = f"server {main_dtype}, length batching, {callers} callers"
-    with running_server(model_dir, "--device", device, "--dtype", main_dtype, *limits) as target:
+    # Rows 1-3 compare batching, not runtimes: the server runs torch, as predict does.
+    torch_flags = ["--backend", "torch", "--dtype", main_dtype]
+    with running_server(model_dir, "--device", device, *torch_flags, *limits) as target:
         for round_no in range(args.rounds):
             done = _step(f"round {round_no + 1}/{args.rounds}: in-process predict over {len(big_pairs)} pairs, batch {best_bs}")
             base, ref_scores = inprocess(predict_batches(predict_model), big_pairs, lengths, best_bs, f"in-process predict, {main_dtype}", shape)
@@ -188,11 +190,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measured[label] = {**out[0].to_dict(), "latency_ms": out[1].latency_ms, "by_code": out[1].by_code}
         return out
 
-    small_batched, _ = serve(f"server, {small_callers} callers x 1-4 docs", ["--dtype", main_dtype, *limits], small, small_callers)
-    small_naive, _ = serve(f"naive: one predict per request, {small_callers} callers", ["--dtype", main_dtype, "--batching", "none", *limits], small, small_callers)
+    small_batched, _ = serve(f"server, {small_callers} callers x 1-4 docs", [*torch_flags, *limits], small, small_callers)
+    small_naive, _ = serve(f"naive: one predict per request, {small_callers} callers", [*torch_flags, "--batching", "none", *limits], small, small_callers)
     rows.append(Row("2. many small requests: batching vs one predict per request", small_batched.label, small_naive.label, "pairs/s", small_batched.pairs_per_s, small_naive.pairs_per_s, 10.0 if cuda else 1.3))
 
-    arrival, _ = serve(f"server {main_dtype}, first-come count batching", ["--dtype", main_dtype, "--batching", "arrival", *limits], big, callers)
+    arrival, _ = serve(f"server {main_dtype}, first-come count batching", [*torch_flags, "--batching", "arrival", *limits], big, callers)
     rows.append(Row("3. length-aware token batching vs first-come count batching", server_main.label, arrival.label, "pairs/s", server_main.pairs_per_s, arrival.pairs_per_s, 1.3))
 
     # 4. Precision and runtime: speed and ranking agreement with torch fp32 on the same pairs. On a GPU
@@ -239,7 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(Row("4. precision and runtime vs torch fp32", f"{name} (Spearman {agreement['spearman']:.3f}, top-10 {agreement['top10_overlap']:.2f})", baseline_label, "pairs/s", speed, fp32_speed, 1.0 if cuda else 2.5))
     results["precision"] = precisions
     if cuda:
-        server_fp32, _ = serve(f"server float32, length batching, {callers} callers", ["--dtype", "float32"], big, callers)
+        server_fp32, _ = serve(f"server float32, length batching, {callers} callers", ["--backend", "torch", "--dtype", "float32"], big, callers)
         rows.append(Row("4b. server float16 vs server float32", server_main.label, server_fp32.label, "pairs/s", server_main.pairs_per_s, server_fp32.pairs_per_s, 1.0))
     safe = [n for n, p in precisions.items() if p.get("spearman", 0) >= 0.99]
     fastest_safe = max(safe, key=lambda n: precisions[n]["pairs_per_s"], default="torch float32")
@@ -270,12 +272,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # 7. A BERT-base-sized reranker (bge-reranker-base's cost): the server against its network alone.
     if cuda or args.bert_base:
         done = _step("BERT-base shape: building, forward only")
-        bert_dir = build_bert_base_cross_encoder(cache)
+        bert_dir = build_bert_base_cross_encoder(cache, model_dir)  # the benchmark model's tokenizer
         bert = load_scorer(parse_model_arg(f"bert={bert_dir}"), device=device, dtype=main_dtype)
         bert_ceiling = forward_ceiling(bert, encode_pairs(bert, big_pairs), defaults.max_batch_size, defaults.max_batch_tokens)
         del bert
         done()
-        bert_server, _ = serve(f"server {main_dtype}, BERT-base shape, {callers} callers", ["--dtype", main_dtype, *limits], big, callers, bert_dir)
+        bert_server, _ = serve(f"server {main_dtype}, BERT-base shape, {callers} callers", [*torch_flags, *limits], big, callers, bert_dir)
         rows.append(Row("7. BERT-base shape: server vs its forward-only ceiling", bert_server.label, f"forward only, {main_dtype}", "pairs/s", bert_server.pairs_per_s, bert_ceiling, 0.6 if cuda else None))
     results["measured"] = measured
     results["rows"] = [r.to_dict() for r in rows]

@@ -134,9 +134,9 @@ def build_tiny_cross_encoder(directory: Path, seed: int = 0, activation: str = "
     return out
 
 
-def build_bert_base_cross_encoder(directory: Path, seed: int = 0) -> Path:
+def build_bert_base_cross_encoder(directory: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
     """A BERT-base-shaped cross-encoder (12 layers x 768, the cost of bge-reranker-base) with random
-    weights and the bundled tokenizer: for speed figures only, its scores mean nothing."""
+    weights and the tokenizer saved in ``tokenizer_dir``: for speed figures only, its scores mean nothing."""
     out = directory / "bert-base-cross-encoder"
     if (out / "config.json").is_file():
         return out
@@ -144,7 +144,7 @@ def build_bert_base_cross_encoder(directory: Path, seed: int = 0) -> Path:
     from sentence_transformers import CrossEncoder
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_dir(verify=False)))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     tokenizer.model_max_length = MAX_LENGTH
     config = BertConfig(vocab_size=tokenizer.vocab_size, num_labels=1)  # type: ignore[call-arg]  # BERT-base defaults
     torch.manual_seed(seed)

@@ -43,12 +43,13 @@ class TokenizerPool:
         self.threads = threads
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tokenize")
 
-    async def ids(self, encoder: TextEncoder, texts: Sequence[str]) -> list[Ids]:
-        """Every text's token ids, tokenized on the pool (a large request on several threads at once)."""
+    async def ids(self, encoder: TextEncoder, texts: Sequence[str], limit: int | None = None) -> list[Ids]:
+        """Every text's token ids (at most ``limit + 1`` each, see :meth:`TextEncoder.ids`), tokenized on
+        the pool: a large request on several threads at once."""
         if len(texts) <= CHUNK_TEXTS:
-            return await self.run(encoder.ids, texts)
+            return await self.run(encoder.ids, texts, limit)
         chunks = [texts[at : at + CHUNK_TEXTS] for at in range(0, len(texts), CHUNK_TEXTS)]
-        parts = await asyncio.gather(*(self.run(encoder.ids, chunk) for chunk in chunks))
+        parts = await asyncio.gather(*(self.run(encoder.ids, chunk, limit) for chunk in chunks))
         return [ids for part in parts for ids in part]
 
     async def run(self, work: Callable[..., T], *args: object) -> T:

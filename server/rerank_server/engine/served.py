@@ -12,6 +12,8 @@ every behaviour.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..batching import Batcher, Completed, create_batcher
-from ..config import BatchingConfig
+from ..config import BatchingConfig, RequestLimits
 from ..models import ModelInfo, ModelKind, Scorer, ScoringPlan
+from ..models.encoding import Ids
 from ..models.windows import UnscorableInput
 from .pool import TokenizerPool
 from .results import Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
@@ -55,6 +58,7 @@ class ServedModel:
     batcher: Batcher
     limits: BatchingConfig
     pool: TokenizerPool
+    requests: RequestLimits = RequestLimits()
 
     @property
     def info(self) -> ModelInfo:
@@ -62,21 +66,40 @@ class ServedModel:
         return self.scorer.info
 
     @classmethod
-    def create(cls, scorer: Scorer, limits: BatchingConfig, pool: TokenizerPool) -> ServedModel:
-        """Give ``scorer`` a batcher of its own: batches of different models never mix."""
+    def create(
+        cls,
+        scorer: Scorer,
+        limits: BatchingConfig,
+        pool: TokenizerPool,
+        requests: RequestLimits = RequestLimits(),
+        tokens_per_s: float | None = None,
+    ) -> ServedModel:
+        """Give ``scorer`` a batcher of its own (batches of different models never mix); ``tokens_per_s``,
+        the model's measured speed, turns ``limits.max_queue_s`` into a bound on queued tokens."""
         batcher = create_batcher(
-            limits.strategy, scorer, limits.policy(), max_queued=limits.max_queued_pairs, name=scorer.info.name, pipeline_depth=limits.pipeline_depth
+            limits.strategy,
+            scorer,
+            limits.policy(),
+            max_queued=limits.max_queued_pairs,
+            name=scorer.info.name,
+            pipeline_depth=limits.pipeline_depth,
+            max_queued_cost=limits.max_queued_tokens(tokens_per_s),
         )
-        return cls(scorer, batcher, limits, pool)
+        return cls(scorer, batcher, limits, pool, requests)
 
     async def rerank(self, query: str, documents: Sequence[str], options: Options = Options()) -> RerankResult:
         """Score ``documents`` against ``query`` and rank them, best first."""
         accepted = time.monotonic()
+        self._refuse_oversized([query], "the query")
+        self._refuse_oversized(documents, "documents")
         # Each document is at least one queued item (one more for a bi-encoder's query): refuse an
         # overloaded request before tokenizing it.
         self.batcher.check_room(len(documents) + (self.info.kind is ModelKind.BI_ENCODER))
-        ids = await self.pool.ids(self.scorer.encoder, [query, *documents])
-        plan = await self.pool.run(self.scorer.plan_rerank, ids[0], ids[1:], options.windowing)
+        windowing = options.windowing
+        if windowing is not None:
+            windowing = dataclasses.replace(windowing, max_windows=self.requests.max_request_pairs)
+        query_ids, document_ids = await self._tokenize([query], documents, whole=windowing is not None)
+        plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
         scores, completed = await self._score(plan, options, "documents")
         truncated, windows = plan.truncated, plan.windows or [1] * len(documents)
         ranked = [
@@ -88,12 +111,37 @@ class ServedModel:
     async def score(self, pairs: Sequence[tuple[str, str]], options: Options = Options()) -> ScoreResult:
         """Score independent (query, document) pairs, in input order."""
         accepted = time.monotonic()
+        self._refuse_oversized([t for pair in pairs for t in pair], "pairs", per_item=2)
         self.batcher.check_room(len(pairs) if self.info.kind is ModelKind.CROSS_ENCODER else 1)
-        texts = list(dict.fromkeys(t for pair in pairs for t in pair))  # each distinct text tokenized once
-        ids = dict(zip(texts, await self.pool.ids(self.scorer.encoder, texts)))
+        queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
+        seen = set(queries)
+        documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))
+        query_ids, document_ids = await self._tokenize(queries, documents, whole=False)
+        ids = dict(zip(queries + documents, query_ids + document_ids))
         plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
         scores, completed = await self._score(plan, options, "pairs")
         return ScoreResult(self.info.name, [float(s) for s in scores], list(plan.truncated), _usage(plan), _timing(accepted, completed))
+
+    def _refuse_oversized(self, texts: Sequence[str], what: str, per_item: int = 1) -> None:
+        """Refuse texts over ``max_document_bytes``, naming where they are, before any work on them."""
+        limit = self.requests.max_document_bytes
+        # A character is 1-4 UTF-8 bytes: only texts that could be over the limit are measured.
+        over = [i for i, t in enumerate(texts) if len(t) * 4 > limit and (len(t) > limit or len(t.encode("utf-8")) > limit)]
+        if over:
+            subject = "the query exceeds" if what == "the query" else f"{what} at index {listing(sorted({i // per_item for i in over}))} exceed"
+            raise UnscorableInput(
+                f"{subject} the limit of {limit} UTF-8 bytes a text (--max-document-bytes); "
+                "split long documents before sending them"
+            )
+
+    async def _tokenize(self, queries: Sequence[str], documents: Sequence[str], whole: bool) -> tuple[list[Ids], list[Ids]]:
+        """Token ids of ``queries`` and ``documents`` on the pool. A document is tokenized only as far as
+        the model can read it unless it is ``whole`` (windowed); a bi-encoder reads every text so."""
+        encoder, limit = self.scorer.encoder, self.scorer.encoder.max_length
+        query_limit = limit if self.info.kind is ModelKind.BI_ENCODER else None
+        return await asyncio.gather(
+            self.pool.ids(encoder, queries, query_limit), self.pool.ids(encoder, documents, None if whole else limit)
+        )
 
     async def _score(self, plan: ScoringPlan, options: Options, what: str) -> tuple[np.ndarray, Completed[object]]:
         if options.error_on_truncation and any(plan.truncated):
@@ -149,8 +197,9 @@ class ModelRegistry:
         try:
             return self._models[name]
         except KeyError:
+            shown = name if len(name) <= 80 else name[:77] + "..."  # a caller's junk is not echoed whole
             raise UnknownModel(
-                f"model {name!r} is not served here; served models: {', '.join(self._models)} (see ListModels)"
+                f"model {shown!r} is not served here; served models: {', '.join(self._models)} (see ListModels)"
             ) from None
 
     async def aclose(self, drain: bool = True) -> None:

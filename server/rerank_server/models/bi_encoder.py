@@ -10,7 +10,7 @@ import numpy as np
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
 from .encoding import Ids, TextEncoder
 from .network import NetworkStages, Rows, TorchNetwork
-from .windows import Windowing, per_document, window_size, window_slices
+from .windows import Windowing, per_document, split_documents, window_size
 
 
 class BiEncoderScorer(NetworkStages):
@@ -30,7 +30,7 @@ class BiEncoderScorer(NetworkStages):
         """Item 0 is the query, items 1.. the documents (or, with ``windowing``, their windows)."""
         if windowing is not None:
             room = window_size(self.encoder.max_length, 0, self.encoder.single_specials)
-            pieces = [[d[s] for s in window_slices(len(d), room, windowing.overlap_tokens)] for d in documents]
+            pieces = split_documents(documents, room, windowing)
             plan = self.plan_rerank(query, [piece for ps in pieces for piece in ps])
             return per_document(plan, [len(ps) for ps in pieces], windowing.aggregation)
         items = [self.encoder.single(t) for t in (query, *documents)]

@@ -11,7 +11,7 @@ import torch
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
 from .encoding import Encoded, Ids, TextEncoder
 from .network import Network, NetworkStages, Rows, TorchNetwork
-from .windows import Windowing, per_document, window_size, window_slices
+from .windows import Windowing, per_document, split_documents, window_size
 
 
 def _as_scores(results: Sequence[Any]) -> Scores:
@@ -46,7 +46,7 @@ class CrossEncoderScorer(NetworkStages):
         if windowing is None:
             return self._plan([self.encoder.pair(query, d) for d in documents])
         room = window_size(self.encoder.max_length, len(query), self.encoder.pair_specials)
-        pieces = [[d[s] for s in window_slices(len(d), room, windowing.overlap_tokens)] for d in documents]
+        pieces = split_documents(documents, room, windowing)
         plan = self._plan([self.encoder.pair(query, piece) for ps in pieces for piece in ps])
         return per_document(plan, [len(ps) for ps in pieces], windowing.aggregation)
 

@@ -20,6 +20,10 @@ import numpy.typing as npt
 
 Ids = npt.NDArray[np.int32]
 
+# Characters read per token wanted when a long text is tokenized only in part: English averages about
+# 4.5 a token under WordPiece; 16 leaves room for long words, numbers and URLs.
+CHARS_PER_TOKEN = 16
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -128,10 +132,29 @@ class TextEncoder:
         self.pair_specials = self.specials.count(pair=True)
         self.single_specials = self.specials.count(pair=False)
 
-    def ids(self, texts: Sequence[str]) -> list[Ids]:
-        """Each text's token ids, without special tokens or truncation."""
+    def ids(self, texts: Sequence[str], limit: int | None = None) -> list[Ids]:
+        """Each text's token ids, without special tokens or truncation.
+
+        With ``limit``, at most ``limit + 1`` ids are kept per text, and a long text is tokenized only
+        as far as needed for them: its first ``limit * CHARS_PER_TOKEN`` characters or so, cut at a space
+        (so no word is cut and the ids are exactly those the whole text starts with). The one id past
+        the limit marks the text as longer than what can be read. A text that gives too few ids that
+        way (tokens of dozens of characters), or has no space to cut at, is tokenized whole. Documents
+        of megabytes then cost what the model reads of them, not their size.
+        """
         if not texts:
             return []
+        if limit is None:
+            return self._encode(texts)
+        heads = [_head(t, limit * CHARS_PER_TOKEN) for t in texts]
+        out = self._encode(heads)
+        for i, (text, head) in enumerate(zip(texts, heads)):
+            if head is not text and len(out[i]) <= limit:  # cut, yet not enough ids: the whole text
+                out[i] = self._encode([text])[0]
+            out[i] = out[i][: limit + 1]
+        return out
+
+    def _encode(self, texts: Sequence[str]) -> list[Ids]:
         encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
         return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
 
@@ -156,6 +179,15 @@ class TextEncoder:
         if self.specials.has_types:
             types = np.concatenate((s.prefix_types, np.full(keep, s.a_type), s.suffix_types)).astype(np.int8)
         return Encoded(ids, types, keep < len(a))
+
+
+def _head(text: str, chars: int) -> str:
+    """``text`` up to the last space within its first ``chars`` characters (past half of them), or the
+    whole text when it is short or has no such space."""
+    if len(text) <= chars:
+        return text
+    cut = text.rfind(" ", chars // 2, chars)
+    return text if cut < 0 else text[:cut]
 
 
 @dataclass(frozen=True)

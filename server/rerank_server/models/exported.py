@@ -19,7 +19,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from .device import cpu_has_fast_bf16
 from .encoding import TextEncoder, pad
 from .network import Graph, GraphNetwork
+from .warmup import calibration_text
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ def calibration_batches(encoder: TextEncoder, batches: int = 24, size: int = 8) 
     tokenized and padded as served batches are, for int8 calibration."""
     import random
 
-    text = resources.files("rerank_server").joinpath("data/calibration.txt").read_text(encoding="utf-8")
-    words = text.split()
+    words = calibration_text().split()
     rng = random.Random(0)
     out = []
     for _ in range(batches):

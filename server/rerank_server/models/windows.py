@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .base import Scores, ScoringPlan
+from .encoding import Ids
 
 
 class Aggregation(enum.Enum):
@@ -22,10 +23,12 @@ class Aggregation(enum.Enum):
 
 @dataclass(frozen=True)
 class Windowing:
-    """Per-request windowing: on/off, token overlap between windows (0: a quarter), aggregation."""
+    """Per-request windowing: token overlap between windows (0: a quarter), aggregation, and the most
+    windows the whole request may make (0: no limit; the engine sets the server's limit)."""
 
     overlap_tokens: int = 0
     aggregation: Aggregation = Aggregation.MAX
+    max_windows: int = 0
 
 
 def window_slices(tokens: int, window_tokens: int, overlap_tokens: int) -> list[slice]:
@@ -43,6 +46,28 @@ def window_slices(tokens: int, window_tokens: int, overlap_tokens: int) -> list[
         if end == tokens:
             return slices
         start += stride
+
+
+def split_documents(documents: Sequence[Ids], window_tokens: int, windowing: Windowing) -> list[list[Ids]]:
+    """Each document's windows (its ids sliced), after checking the request's overlap and window count.
+
+    An overlap as large as the window would step one token at a time (a few KB of text would become
+    thousands of windows): refused, as is a request whose windows exceed ``windowing.max_windows``;
+    both before any window is built.
+    """
+    if windowing.overlap_tokens >= window_tokens:
+        raise UnscorableInput(
+            f"windowing.overlap_tokens {windowing.overlap_tokens} is not smaller than the window of {window_tokens} "
+            "document tokens next to this query; send a smaller overlap (0 picks a quarter of the window)"
+        )
+    slices = [window_slices(len(d), window_tokens, windowing.overlap_tokens) for d in documents]
+    count = sum(len(s) for s in slices)
+    if windowing.max_windows and count > windowing.max_windows:
+        raise UnscorableInput(
+            f"the documents make {count} windows, more than the {windowing.max_windows} pairs one request may create "
+            "(--max-request-pairs); send fewer or shorter documents, a smaller overlap, or split the request"
+        )
+    return [[d[s] for s in ss] for d, ss in zip(documents, slices)]
 
 
 def aggregate(window_scores: Scores, windows_per_document: Sequence[int], how: Aggregation) -> Scores:

@@ -60,6 +60,11 @@ async def _drain(requests: Any) -> None:
         pass
 
 
+def _ignore(data: bytes) -> None:
+    """The deserializer of a refused call: drops the bytes unread."""
+    return None
+
+
 def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
     """A handler of the same shape as ``handler`` that fails with UNAUTHENTICATED."""
 
@@ -79,7 +84,9 @@ def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
 
     if handler is None:
         return grpc.unary_unary_rpc_method_handler(unary)
-    kwargs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    # The refused caller's message is never parsed (a 15 MB body would otherwise be decoded into a
+    # request object first, only to be dropped).
+    kwargs = {"request_deserializer": _ignore, "response_serializer": handler.response_serializer}
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
     if handler.unary_stream:

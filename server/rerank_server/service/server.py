@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +22,9 @@ from .servicer import RerankerServicer
 
 log = logging.getLogger(__name__)
 
+# How long calls the servicer is refusing as the server stops get to receive their UNAVAILABLE.
+_REFUSALS_GRACE_S = 1.0
+
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Reranker"].full_name
 
 
@@ -36,7 +39,13 @@ class RerankServer:
         self.metrics = Metrics(self.registry)
         self.metrics_port: int | None = None
         self.servicer = RerankerServicer(
-            self.registry, config.max_documents, config.max_request_time_s, self.metrics, config.log_requests
+            self.registry,
+            config.max_documents,
+            config.max_request_time_s,
+            self.metrics,
+            config.log_requests,
+            config.stream_window,
+            config.max_concurrent_rpcs,
         )
         self.health = health.aio.HealthServicer()
         options = [
@@ -51,7 +60,7 @@ class RerankServer:
         # Last, so that it wraps the servicer's own handlers (the same objects every call) and can cache them.
         interceptors.append(MalformedRequestInterceptor())
         self._server = grpc.aio.server(
-            options=options, interceptors=interceptors, maximum_concurrent_rpcs=config.max_concurrent_rpcs
+            options=options, interceptors=interceptors
         )
         pb_grpc.add_RerankerServicer_to_server(self.servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -89,9 +98,10 @@ class RerankServer:
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 
-    def serve(self, scorer: Scorer) -> ServedModel:
-        """Serve ``scorer`` with the configured batching; the first one served is the default."""
-        model = ServedModel.create(scorer, self.config.batching, self.tokenizers)
+    def serve(self, scorer: Scorer, tokens_per_s: float | None = None) -> ServedModel:
+        """Serve ``scorer`` with the configured batching (its queue bounded by ``tokens_per_s``, the
+        model's measured speed, where the config bounds it in seconds); the first one served is the default."""
+        model = ServedModel.create(scorer, self.config.batching, self.tokenizers, self.config.request_limits, tokens_per_s)
         self.add_model(model)
         return model
 
@@ -113,15 +123,19 @@ class RerankServer:
     async def stop(self, grace: float | None) -> None:
         """Refuse new calls, let in-flight ones finish for up to ``grace`` seconds, then stop the batchers.
 
-        Draining happens while the port is still open, so that a call arriving meanwhile gets a clean
-        UNAVAILABLE from the servicer (which clients retry elsewhere) rather than a transport reset.
+        Health turns NOT_SERVING and new calls get a clean UNAVAILABLE from the servicer (which clients
+        retry elsewhere) while the port stays open: through draining, then for ``settle_s`` more while
+        clients and load balancers notice, so that calls still arriving are refused, not cut. The gRPC
+        server then stops with a short grace of its own, so that refusals already on their way finish
+        instead of ending CANCELLED.
         """
         await self.health.enter_graceful_shutdown()
         self.servicer.draining = True
-        started = time.monotonic()
-        await self.servicer.wait_idle(grace)
-        remaining = None if grace is None else max(0.0, grace - (time.monotonic() - started))
-        await self._server.stop(remaining)
+        if await self.servicer.wait_idle(grace):
+            await asyncio.sleep(self.config.settle_s)  # a production pause, not synchronisation: clients re-resolve
+            await self._server.stop(_REFUSALS_GRACE_S)
+        else:  # the grace is spent: what still runs is cut
+            await self._server.stop(0)
         await self.registry.aclose(drain=True)
         self.tokenizers.close()
 

@@ -17,7 +17,8 @@ from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 
 from ..engine import ModelRegistry, Options, ServedModel, Timing, Usage
 from ..models import ModelKind
-from .errors import RequestError, to_status
+from .errors import RequestError, invalid, to_status
+from .malformed import Malformed
 from .metrics import Metrics
 from .validation import check_rerank, check_score
 
@@ -44,8 +45,14 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         max_request_time_s: float | None = None,
         metrics: Metrics | None = None,
         log_requests: bool = False,
+        stream_window: int = 64,
+        max_concurrent: int | None = None,
     ) -> None:
         self.registry = registry
+        # Requests in progress at most (a RerankStream's each count). Checked here rather than by gRPC's
+        # own maximum_concurrent_rpcs, which also counts every client's long-lived health watch.
+        self.max_concurrent = max_concurrent
+        self.stream_window = stream_window  # requests of one stream read and not yet answered, at most
         self.max_documents = max_documents
         self.max_request_time_s = max_request_time_s
         self.metrics = metrics
@@ -78,9 +85,15 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     @contextlib.contextmanager
     def _admitted(self) -> Iterator[None]:
         """Count a request as in flight while it runs; once draining, refuse it with UNAVAILABLE instead,
-        before it counts, so that draining can finish while callers keep arriving."""
+        before it counts, so that draining can finish while callers keep arriving; past
+        ``max_concurrent`` requests in progress, refuse it with RESOURCE_EXHAUSTED."""
         if self.draining:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, _DRAINING)
+        if self.max_concurrent is not None and self._in_flight >= self.max_concurrent:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the server is at its limit of {self.max_concurrent} requests in progress (--max-concurrent-rpcs); retry with backoff",
+            )
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -98,7 +111,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             with self._admitted():
                 response = await work()
         except asyncio.CancelledError:
-            self._answered(method, grpc.StatusCode.CANCELLED, request, None, started)
+            self._answered(method, _why_cancelled(context), request, None, started)
             raise
         except Exception as exc:
             code, message = to_status(exc)
@@ -130,13 +143,17 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             request_log.info("%s %s %s", method, code.name, request.request_id or "-", extra=fields)
 
     async def RerankStream(
-        self, request_iterator: AsyncIterator[pb.RerankRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.RerankRequest | Malformed], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RerankResponse]:
-        """Run every request of the stream concurrently and send each response as soon as it is ready.
+        """Run the requests of a stream concurrently and send each response as soon as it is ready.
 
-        A request that fails gets a response with ``error`` set; the stream and the other requests go on.
+        A request that fails (a message that does not parse included) gets a response with ``error``
+        set; the stream and the other requests go on. At most ``stream_window`` requests are read and
+        not yet answered: a caller that stops reading its responses stops the server reading its
+        requests (gRPC flow control then holds the caller's sends), so neither side's memory grows.
         """
         responses: asyncio.Queue[pb.RerankResponse | None] = asyncio.Queue()
+        window = asyncio.Semaphore(self.stream_window)
         tasks: set[asyncio.Task[None]] = set()
 
         async def answer(request: pb.RerankRequest) -> None:
@@ -146,35 +163,44 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                     response = await self._rerank(request, self._deadline(context))
                 self._answered("RerankStream", grpc.StatusCode.OK, request, response, started)
             except Exception as exc:
-                code, message = to_status(exc)
-                response = pb.RerankResponse(
-                    request_id=request.request_id, error=pb.Error(code=code.value[0], message=message)
-                )
-                self._answered("RerankStream", code, request, None, started, message)
+                response = self._stream_error(request, exc, started)
             await responses.put(response)
 
         async def read() -> None:
             position = 0
-            async for request in request_iterator:
-                if not request.request_id:
-                    request.request_id = f"#{position}"
-                position += 1
-                task = asyncio.create_task(answer(request))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            while tasks:  # every request read has been answered once this returns
-                await asyncio.gather(*list(tasks))
-            await responses.put(None)
+            try:
+                async for request in request_iterator:
+                    await window.acquire()
+                    if isinstance(request, Malformed):
+                        await responses.put(self._stream_error(pb.RerankRequest(request_id=f"#{position}"), invalid(request.message("RerankRequest")), time.monotonic()))
+                    else:
+                        if not request.request_id:
+                            request.request_id = f"#{position}"
+                        task = asyncio.create_task(answer(request))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    position += 1
+                while tasks:  # every request read has been answered once this returns
+                    await asyncio.gather(*list(tasks))
+            finally:
+                await responses.put(None)  # ends the stream, also when reading failed
 
         reader = asyncio.create_task(read())
         try:
             while (response := await responses.get()) is not None:
                 yield response
+                window.release()
             await reader  # re-raise a failure to read the stream
         finally:
             reader.cancel()
             for task in list(tasks):
                 task.cancel()
+
+    def _stream_error(self, request: pb.RerankRequest, exc: Exception, started: float) -> pb.RerankResponse:
+        """The in-stream response for a request that failed, counted and logged as its status."""
+        code, message = to_status(exc)
+        self._answered("RerankStream", code, request, None, started, message)
+        return pb.RerankResponse(request_id=request.request_id, error=pb.Error(code=code.value[0], message=message))
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         """Every served model with its kind, limits, device and dtype."""
@@ -259,6 +285,13 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             is_default=is_default,
         )
 
+
+
+def _why_cancelled(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """A call gRPC cancelled under us: DEADLINE_EXCEEDED when its caller's deadline has passed (what the
+    caller sees), CANCELLED when the caller went away."""
+    remaining = context.time_remaining()
+    return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else grpc.StatusCode.CANCELLED
 
 
 def _usage(usage: Usage) -> pb.Usage:

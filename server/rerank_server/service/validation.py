@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from rerank_client._pb import rerank_pb2 as pb
@@ -25,8 +27,14 @@ def normalization(value: int) -> Normalization:
         raise invalid(f"normalization {value} is unknown; use NORMALIZATION_RAW (0) or NORMALIZATION_SIGMOID (1)") from None
 
 
+# Anything a tokenizer would turn into a token: not white space, not a control character (NUL and the
+# C0/C1 controls are dropped by tokenizers, so a document of only those is as empty as "").
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]")
+
+
 def _blank(text: str) -> bool:
-    return not text.strip()
+    """Nothing to read in ``text``; stops at its first visible character, so long texts cost nothing."""
+    return _VISIBLE.search(text) is None
 
 
 _AGGREGATIONS: dict[int, Aggregation] = {pb.AGGREGATION_MAX: Aggregation.MAX, pb.AGGREGATION_MEAN: Aggregation.MEAN, pb.AGGREGATION_FIRST: Aggregation.FIRST}

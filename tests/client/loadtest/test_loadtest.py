@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,29 @@ def test_cli_writes_json_and_plot_and_refuses_bad_arguments(tmp_path: Path) -> N
     ]:
         bad = run_cli("rerank", "loadtest", *args)
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_unary_load_balances_and_retries_over_its_targets_as_the_client_does(cross_scorer: Any) -> None:
+    """A dead target beside a live one: the load generator goes through the client's round-robin, which
+    sends nothing to a target that does not answer, so every call succeeds, with retries and without
+    (one single-target client per target, as before, failed every call it sent to the dead one)."""
+    import socket
+
+    from rerank_client.loadtest.workload import RequestSpec
+
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    spec = RequestSpec("a query", ["a cat", "a dog"], 0, "", False)
+    with ServerThread([cross_scorer]) as running:
+
+        async def codes(retries: int) -> Counter[str]:
+            caller = UnaryCaller([dead, running.target], timeout=10, retries=retries)
+            try:
+                samples = [await caller.call(spec, 0.0) for _ in range(12)]
+            finally:
+                await caller.aclose()
+            return Counter(s.code for s in samples)
+
+        with_retries, without = asyncio.run(codes(3)), asyncio.run(codes(0))
+    assert with_retries == {"OK": 12} and without == {"OK": 12}
