@@ -12,7 +12,7 @@ for name in grpcio protobuf grpcio-health-checking grpcio-reflection; do
     version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('$name'))")
     .venv/bin/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        --platform any -d .whl "$name==$version"
+        --platform any -d .whl "$name==$version" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 done
 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error .venv/bin/python - <<'PY'
 import shutil
