@@ -30,15 +30,28 @@ class Tls:
         )
 
 
+DEFAULT_PORT = 50051  # rerank-server's
+
+
+def with_port(target: str) -> str:
+    """``target`` with rerank-server's default port where it names none (gRPC would assume 443)."""
+    if target.startswith(("dns:", "ipv4:", "ipv6:", "unix:")) or "://" in target:
+        return target
+    if target.startswith("["):  # [IPv6] or [IPv6]:port
+        return target if "]:" in target else f"{target}:{DEFAULT_PORT}"
+    return target if ":" in target else f"{target}:{DEFAULT_PORT}"
+
+
 def target_of(targets: str | Sequence[str]) -> str:
     """One gRPC target for one or several servers.
 
-    ``"host:port"`` and gRPC names (``"dns:///name:port"``) pass through. A list of ``ip:port`` becomes
-    gRPC's static address list (``ipv4:a:1,b:2``), balanced round-robin by :func:`service_config`.
+    ``"host:port"`` and gRPC names (``"dns:///name:port"``) pass through; a host without a port gets
+    rerank-server's (50051). A list of ``ip:port`` becomes gRPC's static address list
+    (``ipv4:a:1,b:2``), balanced round-robin by :func:`service_config`.
     """
     if isinstance(targets, str):
-        return targets
-    targets = list(targets)
+        return with_port(targets)
+    targets = [with_port(t) for t in targets]
     if len(targets) == 1:
         return targets[0]
     if any("://" in t or t.startswith(("dns:", "ipv4:", "ipv6:")) for t in targets):

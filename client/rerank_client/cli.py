@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -15,12 +16,14 @@ from typing import TextIO
 from .channel import Tls, parse_headers
 from .client import RerankClient
 from .types import RerankError, RerankResult
+from .version import add_version
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", default=DEFAULT_TARGET, help="server address HOST:PORT (default %(default)s)")
+    add_version(parser)
+    parser.add_argument("--target", default=DEFAULT_TARGET, help="server address HOST:PORT; without :PORT, port 50051 (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the call gives up (default %(default)s)")
     parser.add_argument(
         "--header",
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     rank = sub.add_parser("rank", help="rank documents for a query (the default command)", description="Rank documents for a query and print them best first.")
@@ -128,6 +132,8 @@ def _table(result: RerankResult, documents: Sequence[str], width: int = 80) -> s
 
 
 def _run_rank(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    if args.top_k < 0:
+        raise SystemExit(f"rerank: error: --top-k must be 0 (all) or more, got {args.top_k}")
     documents = _documents(args, stdin)
     with _client(args) as client:
         result = client.rerank(
@@ -190,7 +196,16 @@ _SUBCOMMANDS = {"rank", "models", "health", "loadtest", "compare"}
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
     """Entry point of the ``rerank`` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] not in _SUBCOMMANDS and args_list[0] not in ("-h", "--help"):
+    if args_list and args_list[0] not in _SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version"):
+        word = args_list[0]
+        close = difflib.get_close_matches(word, sorted(_SUBCOMMANDS), n=1, cutoff=0.7)
+        if close and " " not in word:  # a mistyped command, not a query: refuse rather than rank it
+            print(
+                f"rerank: error: unknown command {word!r}; did you mean {close[0]!r}? "
+                f"(to rank documents for the query {word!r}, write: rerank rank {word} ...)",
+                file=sys.stderr,
+            )
+            return 2
         args_list.insert(0, "rank")
     parser = build_parser()
     args = parser.parse_args(args_list)

@@ -10,12 +10,18 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .config import ServerConfig, config_from_args
-from .logs import configure as configure_logging
-from .models import ModelLoadError, load_scorer
-from .models.exported import import_runtime_early
-from .models.warmup import warm_up
-from .service.server import RerankServer
+try:
+    from .config import ServerConfig, config_from_args
+    from .logs import configure as configure_logging
+    from .models import ModelLoadError, load_scorer
+    from .models.exported import import_runtime_early
+    from .models.warmup import warm_up
+    from .service.server import RerankServer
+except ImportError as missing:  # a client-only install: say what to add, not a traceback
+    sys.exit(
+        f"rerank-server: error: the server's dependencies are not installed ({missing.name or missing}); "
+        "install the server extra: pip install '.[server]' in the rerank-grpc checkout"
+    )
 
 log = logging.getLogger("rerank_server")
 
@@ -25,6 +31,8 @@ async def run(config: ServerConfig) -> int:
     server = RerankServer(config)
     await server.start()
     log.info("listening on %s (health: NOT_SERVING until the models are loaded)", server.target)
+    if server.http_port is not None:
+        log.info("HTTP on http://%s:%d: Cohere POST /v1/rerank, TEI POST /rerank, /health, /v1/models, /metrics", config.host, server.http_port)
     if server.metrics_port is not None:
         log.info("Prometheus metrics on http://%s:%d/metrics", config.host, server.metrics_port)
     stop = asyncio.Event()

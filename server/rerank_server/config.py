@@ -175,6 +175,7 @@ class ServerConfig:
     security: SecurityConfig = field(default_factory=lambda: SecurityConfig())
     connections: ConnectionConfig = field(default_factory=lambda: ConnectionConfig())
     metrics_port: int | None = None
+    http_port: int | None = None  # the HTTP/JSON API (Cohere, TEI); None: off
 
     @property
     def address(self) -> str:
@@ -210,6 +211,15 @@ def _defaults_from_environment(parser: argparse.ArgumentParser) -> None:
             parser.set_defaults(**{action.dest: value})
 
 
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rerank-grpc")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``rerank-server`` command line. Every flag also reads RERANK_<FLAG> from the environment."""
     d = ServerConfig()
@@ -229,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s (rerank-grpc {_installed_version()})")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s; 0.0.0.0 for all)")
     net.add_argument("--port", type=int, default=d.port, help="port to listen on; 0 picks a free one (default %(default)s)")
@@ -249,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="seconds any request may take, whatever deadline its caller set; its queued pairs are dropped after (default: the caller's deadline)",
+    )
+    net.add_argument(
+        "--http-port",
+        type=int,
+        default=-1,
+        help=(
+            "also serve the HTTP/JSON rerank APIs on this port, from the same models and queue: Cohere's POST /v1/rerank "
+            "(and /v2/rerank), TEI's POST /rerank, GET /health, /v1/models and /metrics (0 picks a free one; default: off)"
+        ),
     )
     net.add_argument("--keepalive-time", type=float, default=60.0, help="seconds between keepalive pings on idle connections (default %(default)s)")
     net.add_argument("--keepalive-timeout", type=float, default=20.0, help="seconds to wait for a ping's answer before closing the connection (default %(default)s)")
@@ -326,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
             "what runs cross-encoders: torch (any device), or on the CPU onnx (ONNX Runtime: float32, int8) or "
             "openvino (OpenVINO: auto is bfloat16 where the CPU has it; also float32, float16, int8). onnx and "
             "openvino use the model's shipped onnx/ or openvino/ files, else export it at start-up; install them "
-            "with pip install 'rerank-grpc[onnx]' or '[openvino]'. auto: openvino for cross-encoders on a CPU "
+            "with pip install '.[onnx]' or '.[openvino]' in the rerank-grpc checkout. auto: openvino for cross-encoders on a CPU "
             "where it is installed (the fastest ranking-safe CPU runtime measured), torch otherwise (default %(default)s)"
         ),
     )
@@ -512,4 +532,5 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         settle_s=args.settle,
         stream_window=args.stream_window,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        http_port=None if args.http_port < 0 else args.http_port,
     )

@@ -56,6 +56,13 @@ class BackgroundServer:
         assert self.server is not None
         return self.server.target
 
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP API (started with ``http_port=0``)."""
+        assert self.server is not None and self.server.http_port is not None, "start it with http_port=0"
+        scheme = "https" if self.config.security.tls_cert else "http"
+        return f"{scheme}://127.0.0.1:{self.server.http_port}"
+
     def model(self, name: str = "") -> ServedModel:
         """The served model called ``name`` (empty: the default)."""
         assert self.server is not None

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from ..version import add_version
 from ..types import RerankError
 from .analysis import QueryComparison
 from .render import as_json, as_markdown, as_table
@@ -30,6 +31,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(p)
     p.add_argument("--data", help="JSON file {\"queries\": [{\"query\": ..., \"documents\": [...]}]} (default: the shipped example set)")
     p.add_argument("--target", help="a rerank-server serving both models")
     p.add_argument("--cross-model", default="", help="with --target: the cross-encoder's name on the server (default: its default model)")

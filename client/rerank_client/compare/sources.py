@@ -84,7 +84,7 @@ class LocalSource:
         try:
             from rerank_server.local import LocalEngine
         except ImportError as exc:
-            raise ValueError("--local needs the server's model layer: pip install 'rerank-grpc[server]'") from exc
+            raise ValueError("--local needs the server's model layer: pip install '.[server]' in the rerank-grpc checkout") from exc
         self.engine = LocalEngine([f"cross=cross-encoder:{cross_source}", f"embed=bi-encoder:{embed_source}"], device=device, dtype="float32")
 
     def score(self, query: str, documents: list[str]) -> Scored:

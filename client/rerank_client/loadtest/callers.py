@@ -158,3 +158,59 @@ class StreamCaller:
     async def aclose(self) -> None:
         """Half-close every stream and close the channels."""
         await asyncio.gather(*(s.aclose() for s in self._streams))
+
+
+# The status names HTTP answers stand for (the server maps its gRPC codes to these; see its HTTP API).
+_HTTP_CODES = {
+    200: "OK",
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    413: "RESOURCE_EXHAUSTED",
+    429: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def http_base_url(target: str) -> str:
+    """``host:port`` or a URL -> the base URL of a server's HTTP API."""
+    return target if target.startswith(("http://", "https://")) else f"http://{target}"
+
+
+class HttpCaller:
+    """Calls the HTTP API's Cohere-compatible ``POST /v1/rerank``, round-robin over the targets (needs
+    httpx: the http extra). Statuses are reported under the gRPC names they map from."""
+
+    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
+        try:
+            import httpx
+        except ImportError as exc:
+            raise ValueError("--protocol http needs httpx: pip install '.[http]' in the rerank-grpc checkout") from exc
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        headers = dict(metadata)
+        self._clients = [httpx.AsyncClient(base_url=http_base_url(t), timeout=timeout, limits=limits, headers=headers) for t in targets]
+        self._next = itertools.cycle(self._clients)
+        self._timeout_error: type[Exception] = httpx.TimeoutException
+        self._transport_error: type[Exception] = httpx.TransportError
+
+    async def call(self, spec: RequestSpec, started: float) -> Sample:
+        """One ``POST /v1/rerank``."""
+        body: dict[str, object] = {"query": spec.query, "documents": spec.documents}
+        if spec.top_k:
+            body["top_n"] = spec.top_k
+        if spec.model:
+            body["model"] = spec.model
+        t0 = time.perf_counter()
+        try:
+            response = await next(self._next).post("/v1/rerank", json=body)
+        except self._timeout_error:
+            return _failed(started, t0, spec, grpc.StatusCode.DEADLINE_EXCEEDED)
+        except self._transport_error:
+            return _failed(started, t0, spec, grpc.StatusCode.UNAVAILABLE)
+        code = _HTTP_CODES.get(response.status_code, "INTERNAL")
+        return Sample(started, time.perf_counter() - t0, code, len(spec.documents))
+
+    async def aclose(self) -> None:
+        """Close the connection pools."""
+        await asyncio.gather(*(c.aclose() for c in self._clients))

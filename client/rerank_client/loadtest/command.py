@@ -8,10 +8,11 @@ import json
 import sys
 from typing import Any, TextIO
 
+from ..version import add_version
 from ..aio import AsyncRerankClient
 from ..channel import parse_headers
 from ..types import RerankError
-from .callers import Caller, StreamCaller, UnaryCaller
+from .callers import Caller, HttpCaller, StreamCaller, UnaryCaller, http_base_url
 from .corpus import Corpus
 from .plot import plot_sweep, plot_timeline
 from .progress import ProgressBar
@@ -40,6 +41,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(p)
     p.add_argument("--target", action="append", default=[], help="server HOST:PORT; repeat to spread requests round-robin")
     load = p.add_mutually_exclusive_group()
     load.add_argument("--concurrency", type=int, help="closed loop: this many callers (default 8)")
@@ -47,6 +49,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="seconds to send for (default 10 unless --requests is given)")
     p.add_argument("--requests", type=int, help="stop after sending this many requests")
     p.add_argument("--stream", action="store_true", help="send the requests over RerankStream (one stream per target) instead of unary Rerank")
+    p.add_argument(
+        "--protocol",
+        choices=("grpc", "http"),
+        default="grpc",
+        help="grpc (default), or http: POST /v1/rerank of the server's HTTP API (--target is its --http-port, or a URL)",
+    )
     p.add_argument("--documents", default="10-100", help="documents per request: a count or a range LOW-HIGH (default %(default)s)")
     p.add_argument("--corpus", help="file with one document per line (default: built-in English text of 20-400 tokens)")
     p.add_argument("--top-k", type=int, default=0, help="top_k of every request (default: all)")
@@ -91,6 +99,12 @@ def _validate(args: argparse.Namespace) -> Workload:
         raise _fail("--duration must be positive")
     if args.requests is not None and args.requests < 1:
         raise _fail("--requests must be at least 1")
+    if args.plot:  # before the run, not after it
+        from .plot import pyplot
+
+        pyplot()  # exits with the install hint where matplotlib is missing
+    if args.stream and args.protocol == "http":
+        raise _fail("--stream is a gRPC stream; leave it out with --protocol http")
     if args.retries < 0:
         raise _fail(f"--retries must be 0 or more, got {args.retries}")
     if not 0.0 <= args.error_fraction <= 1.0:
@@ -117,6 +131,22 @@ async def _preflight(targets: list[str], metadata: list[tuple[str, str]]) -> Non
             raise _fail(f"{target} reports {status}: its models are not loaded yet (see `rerank health --wait`)")
 
 
+async def _preflight_http(targets: list[str], metadata: list[tuple[str, str]]) -> None:
+    """The HTTP API's /health of every target, before the run."""
+    try:
+        import httpx
+    except ImportError:
+        raise _fail("--protocol http needs httpx: pip install '.[http]' in the rerank-grpc checkout") from None
+    for target in targets:
+        try:
+            async with httpx.AsyncClient(base_url=http_base_url(target), timeout=5.0, headers=dict(metadata)) as http:
+                response = await http.get("/health")
+        except httpx.HTTPError as exc:
+            raise _fail(f"cannot reach {http_base_url(target)}: is rerank-server running there with --http-port? ({exc})") from None
+        if response.status_code != 200:
+            raise _fail(f"{http_base_url(target)}/health answered {response.status_code}: its models are not loaded yet, or it is shutting down")
+
+
 async def _one_run(args: argparse.Namespace, workload: Workload, caller: Caller, rate: float | None, label: str) -> RunResult:
     bar = None if args.quiet else ProgressBar(label, args.duration, args.requests)
     start = bar.start if bar else None
@@ -140,8 +170,16 @@ async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int
         metadata = parse_headers(args.header)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    await _preflight(args.target, metadata)
-    caller: Caller = StreamCaller(args.target, args.timeout, metadata) if args.stream else UnaryCaller(args.target, args.timeout, metadata, args.retries)
+    caller: Caller
+    if args.protocol == "http":
+        await _preflight_http(args.target, metadata)
+        try:
+            caller = HttpCaller(args.target, args.timeout, metadata)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    else:
+        await _preflight(args.target, metadata)
+        caller = StreamCaller(args.target, args.timeout, metadata) if args.stream else UnaryCaller(args.target, args.timeout, metadata, args.retries)
     try:
         if args.sweep:
             steps: list[Report] = []

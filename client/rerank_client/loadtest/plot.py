@@ -1,4 +1,4 @@
-"""Pictures of a run (needs matplotlib: pip install 'rerank-grpc[plot]')."""
+"""Pictures of a run (needs matplotlib: pip install '.[plot]' in the rerank-grpc checkout)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ from typing import Any
 from .report import Report
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot for files (no display); exits with the install hint where matplotlib is missing."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")  # files only; no display needed
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SystemExit("rerank loadtest: error: --plot needs matplotlib: pip install 'rerank-grpc[plot]'") from None
+        raise SystemExit("rerank loadtest: error: --plot needs matplotlib: pip install '.[plot]' in the rerank-grpc checkout") from None
     return plt
 
 
 def plot_timeline(report: Report, path: str | Path) -> None:
     """Latency percentiles (and errors) over the run, window by window."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     t = [w.start_s for w in report.timeline]
     for name, values in (
@@ -50,7 +51,7 @@ def plot_timeline(report: Report, path: str | Path) -> None:
 
 def plot_sweep(steps: Sequence[Report], saturation: int | None, path: str | Path) -> None:
     """Latency percentiles against achieved throughput, one point per offered rate."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     x = [s.requests_per_s for s in steps]
     for key in ("p50", "p95", "p99"):

@@ -1,7 +1,9 @@
 """``rerank-bench``: every comparison of the benchmark, side by side in one run, as one table.
 
-    rerank-bench                 # the full run: ms-marco-MiniLM-L-6-v2's cost, a few minutes on a CPU
-    rerank-bench --smoke         # seconds, on a tiny model: proves the benchmark still works (CI)
+    rerank-bench                 # the full run: ms-marco-MiniLM-L-6-v2's cost; about 8 minutes on a 2-core CPU
+    rerank-bench --device cuda   # the GPU run: larger batches and loads, a BERT-base-sized model too
+    rerank-bench --smoke         # about 40 s on a 2-core CPU, on a tiny model: checks that the benchmark runs
+                                 # end to end (CI); it measures nothing and prints no table
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def _machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
+def _version() -> str:
+    from ..config import _installed_version
+
+    return _installed_version()
+
+
 def _on_gpu(device: str) -> bool:
     """Whether ``device`` is (or ``auto`` picks) a CUDA device."""
     if device == "auto":
@@ -51,11 +59,18 @@ def _on_gpu(device: str) -> bool:
     return device.startswith("cuda")
 
 
-def _step(message: str) -> Callable[[], None]:
-    """Print what is being measured (the progress of a minutes-long run) and time it."""
-    start = time.perf_counter()
-    print(f"  {message} ...", end="", file=sys.stderr, flush=True)
-    return lambda: print(f" {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+def _progress(quiet: bool) -> Callable[[str], Callable[[], None]]:
+    """``step(message)`` prints what is being measured (the progress of a minutes-long run) and returns
+    what prints its time when done; quiet, nothing."""
+
+    def step(message: str) -> Callable[[], None]:
+        if quiet:
+            return lambda: None
+        start = time.perf_counter()
+        print(f"  {message} ...", end="", file=sys.stderr, flush=True)
+        return lambda: print(f" {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+
+    return step
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,6 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         drive_closed,
         drive_open,
         encode_pairs,
+        free_port,
         forward_ceiling,
         inprocess,
         predict_batches,
@@ -81,13 +97,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tokenizer_throughput,
     )
 
+    step = _progress(quiet=args.smoke)
     device = resolve_device(args.device)
     kind = device.split(":")[0]
     cuda = kind == "cuda"
     smoke = args.smoke
     cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
     cache.mkdir(parents=True, exist_ok=True)
-    done = _step("building the model")
+    done = step("building the model")
     if smoke:
         model_dir = build_tiny_cross_encoder(cache / "tiny")
         head_fit = None
@@ -129,14 +146,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sweep_sizes = (128, 512, 1024, 2048) if cuda else (8, 16, 32, 64)
     ceilings: dict[int, float] = {}
     for batch_size in sweep_sizes:
-        done = _step(f"forward only, {main_dtype}, batch {batch_size}")
+        done = step(f"forward only, {main_dtype}, batch {batch_size}")
         ceilings[batch_size] = forward_ceiling(main_scorer, main_items, batch_size, max(defaults.max_batch_tokens, batch_size * 128))
         done()
     results["forward_only_sweep_pairs_per_s"] = {str(k): round(v, 1) for k, v in ceilings.items()}
     at_budget = ceilings.get(defaults.max_batch_size) or max(ceilings.values())
     rows.append(Row("0a. forward-only ceiling: best batch vs the device's default batch", f"forward only, batch {max(ceilings, key=lambda b: ceilings[b])}", f"forward only, batch {defaults.max_batch_size if defaults.max_batch_size in ceilings else 'best'}", "pairs/s", max(ceilings.values()), at_budget, None))
     threads = default_tokenizer_threads(kind)
-    done = _step(f"tokenizer pool, {threads} thread(s)")
+    done = step(f"tokenizer pool, {threads} thread(s)")
     pool_speed = tokenizer_throughput(main_scorer.encoder, big_pairs, threads)
     one_speed = tokenizer_throughput(main_scorer.encoder, big_pairs, 1)
     done()
@@ -150,7 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     subset = big_pairs[: max(32, len(big_pairs) // 4)]
     for sweep_pass in (1, 2):
         for batch_size in (128, 256, 512) if cuda else (8, 16, 32, 64):
-            done = _step(f"in-process predict, batch {batch_size} (pass {sweep_pass}/2)")
+            done = step(f"in-process predict, batch {batch_size} (pass {sweep_pass}/2)")
             speed = inprocess(predict_batches(predict_model), subset, lengths[: len(subset)], batch_size, f"predict bs={batch_size}", shape)[0].pairs_per_s
             sweep[batch_size] = max(speed, sweep.get(batch_size, 0.0))
             done()
@@ -168,10 +185,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch_flags = ["--backend", "torch", "--dtype", main_dtype]
     with running_server(model_dir, "--device", device, *torch_flags, *limits) as target:
         for round_no in range(args.rounds):
-            done = _step(f"round {round_no + 1}/{args.rounds}: in-process predict over {len(big_pairs)} pairs, batch {best_bs}")
+            done = step(f"round {round_no + 1}/{args.rounds}: in-process predict over {len(big_pairs)} pairs, batch {best_bs}")
             base, ref_scores = inprocess(predict_batches(predict_model), big_pairs, lengths, best_bs, f"in-process predict, {main_dtype}", shape)
             done()
-            done = _step(f"round {round_no + 1}/{args.rounds}: {server_label}")
+            done = step(f"round {round_no + 1}/{args.rounds}: {server_label}")
             served, _ = drive_closed(target, big, callers, duration, server_label, mean_flops, mean_tokens)
             done()
             rounds.append((served, base))
@@ -183,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows.append(Row("1c. server vs the forward-only ceiling at the same batch limits", server_main.label, f"forward only, {main_dtype}", "pairs/s", server_main.pairs_per_s, at_budget, 0.4 if cuda else None))
 
     def serve(label: str, flags: Sequence[str], specs: Any, concurrency: int, directory: Path = model_dir) -> Any:
-        done = _step(f"server: {label}")
+        done = step(f"server: {label}")
         with running_server(directory, "--device", device, *flags) as target:
             out = drive_closed(target, specs, concurrency, duration, label, mean_flops, mean_tokens)
         done()
@@ -196,6 +213,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     arrival, _ = serve(f"server {main_dtype}, first-come count batching", [*torch_flags, "--batching", "arrival", *limits], big, callers)
     rows.append(Row("3. length-aware token batching vs first-come count batching", server_main.label, arrival.label, "pairs/s", server_main.pairs_per_s, arrival.pairs_per_s, 1.3))
+
+    # 8. The HTTP API (Cohere's /v1/rerank) against gRPC, on one server and the same load, alternating.
+    http_port = free_port()
+    done = step("server: gRPC and HTTP on the same load")
+    with running_server(model_dir, "--device", device, *torch_flags, *limits, "--http-port", str(http_port)) as target:
+        over_grpc, _ = drive_closed(target, big, callers, duration, f"gRPC Rerank, {callers} callers", mean_flops, mean_tokens)
+        over_http, _ = drive_closed(f"127.0.0.1:{http_port}", big, callers, duration, f"HTTP POST /v1/rerank, {callers} callers", mean_flops, mean_tokens, protocol="http")
+    done()
+    measured["http_vs_grpc"] = {"grpc": over_grpc.to_dict(), "http": over_http.to_dict()}
+    rows.append(Row("8. HTTP API vs gRPC, same server and load", over_http.label, over_grpc.label, "pairs/s", over_http.pairs_per_s, over_grpc.pairs_per_s, 0.9))
 
     # 4. Precision and runtime: speed and ranking agreement with torch fp32 on the same pairs. On a GPU
     # the network alone (tokenizing is not what precision changes); on a CPU in-process, tokenizing
@@ -220,7 +247,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         baseline_label = "torch fp32"
     for backend, dtype in variants:
         name = f"{backend} {dtype}"
-        done = _step(f"in-process, {name}")
+        done = step(f"in-process, {name}")
         try:
             scorer = load_scorer(parse_model_arg(f"bench={model_dir}"), device=device, dtype=dtype, backend=backend)
         except ModelLoadError as exc:  # a runtime that is not installed: say so in the results, measure the rest
@@ -250,7 +277,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # 5. Latency in open loop at 50% and 80% of the server's measured maximum, at the best safe precision.
     label = f"server {fastest_safe}, length batching"
-    done = _step(f"server: {label}, max throughput and open-loop latency")
+    done = step(f"server: {label}, max throughput and open-loop latency")
     with running_server(model_dir, "--device", device, "--backend", best_backend, "--dtype", best_dtype, *limits) as target:
         best_server, best_report = drive_closed(target, big, callers, duration, label, mean_flops, mean_tokens)
         latency = {}
@@ -271,7 +298,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # 7. A BERT-base-sized reranker (bge-reranker-base's cost): the server against its network alone.
     if cuda or args.bert_base:
-        done = _step("BERT-base shape: building, forward only")
+        done = step("BERT-base shape: building, forward only")
         bert_dir = build_bert_base_cross_encoder(cache, model_dir)  # the benchmark model's tokenizer
         bert = load_scorer(parse_model_arg(f"bert={bert_dir}"), device=device, dtype=main_dtype)
         bert_ceiling = forward_ceiling(bert, encode_pairs(bert, big_pairs), defaults.max_batch_size, defaults.max_batch_tokens)
@@ -288,7 +315,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rerank-bench``."""
     parser = argparse.ArgumentParser(prog="rerank-bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--smoke", action="store_true", help="a few seconds on a tiny model: checks the benchmark works, measures nothing")
+    parser.add_argument("--version", action="version", version="%(prog)s (rerank-grpc " + _version() + ")")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="about 40 s on a 2-core CPU, on a tiny model: checks that every comparison runs end to end; measures nothing, prints no table",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default %(default)s)")
     parser.add_argument("--requests", type=int, help="rerank requests in the workload (10-100 documents each on a CPU, 20 on a GPU); small-request runs use 16x as many (default: 16 on a CPU, 512 on a GPU)")
     parser.add_argument("--duration", type=float, help="seconds each server run is driven (default: 20 on a CPU, 6 on a GPU)")
@@ -308,7 +340,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    print(f"rerank-bench ({'smoke' if args.smoke else 'full'} run)", file=sys.stderr)
+    if args.smoke:
+        print("rerank-bench --smoke: checking that every comparison runs, on a tiny model; this measures nothing", file=sys.stderr)
+    else:
+        print("rerank-bench (full run)", file=sys.stderr)
     results = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = results["machine"]
     header = f"Machine: {machine['cpu']}, {machine['cores']} cores" + (f", {machine['gpu']}" if machine["gpu"] else "") + f"; torch {machine['torch']}; device {results['device']}\n\n"
     (out / "results.md").write_text(header + results["table"])
+    if args.smoke:
+        print(f"rerank-bench --smoke: every comparison ran ({len(results['rows'])} rows); figures from a tiny model are not results", file=sys.stderr)
+        return
     print(header + results["table"])
     print(f"wrote {out / 'results.json'} and {out / 'results.md'}", file=sys.stderr)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rerank_client.loadtest.callers import UnaryCaller
+from rerank_client.loadtest.callers import HttpCaller, UnaryCaller
 from rerank_client.loadtest.report import Report, build_report
 from rerank_client.loadtest.runner import closed_loop, open_loop
 from rerank_client.loadtest.workload import RequestSpec
@@ -102,11 +102,30 @@ def running_server(model_dir: Path, *flags: str) -> Iterator[str]:
         yield server.target
 
 
-def drive_closed(target: str, specs: Sequence[RequestSpec], concurrency: int, duration: float, label: str, mean_pair_flops: float, mean_pair_tokens: float) -> tuple[Throughput, Report]:
-    """Closed-loop load cycling through ``specs`` for ``duration`` seconds (after one warm-up request)."""
+def free_port() -> int:
+    """A loopback port free right now (for a server flag that takes a port number)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def drive_closed(
+    target: str,
+    specs: Sequence[RequestSpec],
+    concurrency: int,
+    duration: float,
+    label: str,
+    mean_pair_flops: float,
+    mean_pair_tokens: float,
+    protocol: str = "grpc",
+) -> tuple[Throughput, Report]:
+    """Closed-loop load cycling through ``specs`` for ``duration`` seconds (after one warm-up request);
+    ``protocol`` http drives the HTTP API's /v1/rerank at ``target`` instead of gRPC."""
 
     async def go() -> Any:
-        caller = UnaryCaller([target], timeout=600.0)
+        caller: Any = HttpCaller([target], timeout=600.0) if protocol == "http" else UnaryCaller([target], timeout=600.0)
         try:
             await caller.call(specs[0], 0.0)  # warm-up: first-call costs are not throughput
             cycle = itertools.cycle(specs)

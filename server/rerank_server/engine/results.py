@@ -18,6 +18,8 @@ class Options:
         windowing: split documents longer than the model reads into windows (None: truncate); Rerank only.
         error_on_truncation: refuse the request if any pair is longer than the model reads.
         deadline: a ``time.monotonic()`` time after which nobody wants the answer (None: no deadline).
+        max_document_tokens: read at most this many tokens of each document (None: what the model reads);
+            Rerank without windowing only.
     """
 
     top_k: int = 0
@@ -25,6 +27,7 @@ class Options:
     windowing: Windowing | None = None
     error_on_truncation: bool = False
     deadline: float | None = None
+    max_document_tokens: int | None = None
 
 
 @dataclass(frozen=True)

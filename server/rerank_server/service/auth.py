@@ -23,20 +23,31 @@ def read_tokens(path: str | Path) -> list[str]:
     return tokens
 
 
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls whose ``authorization`` metadata is not ``Bearer <an accepted token>``."""
+class BearerTokens:
+    """The accepted bearer tokens, compared in constant time: one check for every transport."""
 
     def __init__(self, tokens: Sequence[str]) -> None:
         self._tokens = [t.encode() for t in tokens]
 
+    def accepts(self, authorization: str | None) -> bool:
+        """Whether an ``authorization`` value is ``Bearer <an accepted token>``."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        # Compare against every token in constant time: timing reveals nothing about them.
+        return any([hmac.compare_digest(token.strip().encode(), t) for t in self._tokens])
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses calls whose ``authorization`` metadata is not ``Bearer <an accepted token>``."""
+
+    def __init__(self, tokens: BearerTokens) -> None:
+        self._tokens = tokens
+
     def _accepted(self, metadata: Sequence[tuple[str, Any]] | None) -> bool:
         for key, value in metadata or ():
             if key == "authorization":
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                scheme, _, token = text.partition(" ")
-                if scheme.lower() == "bearer":
-                    # Compare against every token in constant time: timing reveals nothing about them.
-                    return any([hmac.compare_digest(token.strip().encode(), t) for t in self._tokens])
+                return self._tokens.accepts(value.decode() if isinstance(value, bytes) else str(value))
         return False
 
     async def intercept_service(
@@ -52,7 +63,7 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         return _refusal(handler)
 
 
-_MESSAGE = "missing or wrong bearer token: send metadata 'authorization: Bearer <token>' (rerank --header authorization='Bearer TOKEN')"
+REFUSAL = "missing or wrong bearer token: send metadata 'authorization: Bearer <token>' (rerank --header authorization='Bearer TOKEN')"
 
 
 async def _drain(requests: Any) -> None:
@@ -69,7 +80,7 @@ def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
     """A handler of the same shape as ``handler`` that fails with UNAUTHENTICATED."""
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MESSAGE)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
 
     async def streaming(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         # Ending a stream while the caller is still sending races with its half-close, and gRPC core
@@ -78,7 +89,7 @@ def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
             with contextlib.suppress(asyncio.TimeoutError, grpc.RpcError):
                 await asyncio.wait_for(_drain(requests), 1.0)
         context.set_code(grpc.StatusCode.UNAUTHENTICATED)
-        context.set_details(_MESSAGE)
+        context.set_details(REFUSAL)
         return
         yield  # makes this an async generator, as a streaming handler must be
 

@@ -15,7 +15,9 @@ from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 from ..config import SecurityConfig, ServerConfig, device_kind
 from ..models import Scorer
 from ..engine import ModelRegistry, ServedModel, TokenizerPool, default_tokenizer_threads
-from .auth import BearerTokenInterceptor, read_tokens
+from .admission import Admission
+from .auth import BearerTokenInterceptor, BearerTokens, read_tokens
+from .http import HttpFrontDoor
 from .malformed import MalformedRequestInterceptor
 from .metrics import Metrics
 from .servicer import RerankerServicer
@@ -38,15 +40,8 @@ class RerankServer:
         self.tokenizers = TokenizerPool(config.tokenizer_threads or default_tokenizer_threads(device_kind(config.device, config.backend)))
         self.metrics = Metrics(self.registry)
         self.metrics_port: int | None = None
-        self.servicer = RerankerServicer(
-            self.registry,
-            config.max_documents,
-            config.max_request_time_s,
-            self.metrics,
-            config.log_requests,
-            config.stream_window,
-            config.max_concurrent_rpcs,
-        )
+        self.admission = Admission(self.registry, config.max_request_time_s, config.max_concurrent_rpcs, self.metrics, config.log_requests)
+        self.servicer = RerankerServicer(self.admission, config.max_documents, config.stream_window)
         self.health = health.aio.HealthServicer()
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -55,8 +50,9 @@ class RerankServer:
             *config.connections.grpc_options(),
         ]
         interceptors: list[grpc.aio.ServerInterceptor] = []
-        if config.security.auth_token_file:
-            interceptors.append(BearerTokenInterceptor(read_tokens(config.security.auth_token_file)))
+        tokens = BearerTokens(read_tokens(config.security.auth_token_file)) if config.security.auth_token_file else None
+        if tokens is not None:
+            interceptors.append(BearerTokenInterceptor(tokens))
         # Last, so that it wraps the servicer's own handlers (the same objects every call) and can cache them.
         interceptors.append(MalformedRequestInterceptor())
         self._server = grpc.aio.server(
@@ -70,6 +66,10 @@ class RerankServer:
         )
         self.host = config.host
         self.port = self._bind(config)
+        self.http: HttpFrontDoor | None = None
+        self.http_port: int | None = None
+        if config.http_port is not None:
+            self.http = HttpFrontDoor(self.admission, self.metrics, config.max_documents, config.max_message_bytes, config.security, tokens)
 
     def _bind(self, config: ServerConfig) -> int:
         address = config.address
@@ -95,6 +95,9 @@ class RerankServer:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.start()
+        if self.http is not None:
+            assert self.config.http_port is not None
+            self.http_port = await self.http.start(self.config.host, self.config.http_port)
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 
@@ -116,7 +119,7 @@ class RerankServer:
         """All models are loaded: take traffic."""
         if not len(self.registry):
             raise RuntimeError("no model to serve")
-        self.servicer.ready = True
+        self.admission.ready = True
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
@@ -130,12 +133,14 @@ class RerankServer:
         instead of ending CANCELLED.
         """
         await self.health.enter_graceful_shutdown()
-        self.servicer.draining = True
-        if await self.servicer.wait_idle(grace):
+        self.admission.draining = True
+        if await self.admission.wait_idle(grace):
             await asyncio.sleep(self.config.settle_s)  # a production pause, not synchronisation: clients re-resolve
             await self._server.stop(_REFUSALS_GRACE_S)
         else:  # the grace is spent: what still runs is cut
             await self._server.stop(0)
+        if self.http is not None:
+            await self.http.stop()
         await self.registry.aclose(drain=True)
         self.tokenizers.close()
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -15,54 +14,37 @@ import grpc
 from rerank_client._pb import rerank_pb2 as pb
 from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 
-from ..engine import ModelRegistry, Options, ServedModel, Timing, Usage
+from ..engine import Options, ServedModel, Timing, Usage
+from .admission import Admission
 from ..models import ModelKind
-from .errors import RequestError, invalid, to_status
+from .errors import invalid, to_status
 from .malformed import Malformed
-from .metrics import Metrics
 from .validation import check_rerank, check_score
 
 log = logging.getLogger(__name__)
-request_log = logging.getLogger("rerank_server.requests")
 
 _Response = TypeVar("_Response")
-_DRAINING = "the server is shutting down; retry on another replica"
 
 _KINDS = {ModelKind.CROSS_ENCODER: pb.MODEL_KIND_CROSS_ENCODER, ModelKind.BI_ENCODER: pb.MODEL_KIND_BI_ENCODER}
 
 
 class RerankerServicer(pb_grpc.RerankerServicer):
-    """Implements Rerank, Score, RerankStream and ListModels over a :class:`ModelRegistry`.
+    """Implements Rerank, Score, RerankStream and ListModels: protobuf to the engine and back.
 
-    ``ready`` stays False while models load; calls then fail with UNAVAILABLE. ``counts`` holds the
-    requests answered so far by (method, status code name); a RerankStream request counts on its own.
+    Admission (readiness, draining, the concurrency cap), deadlines and accounting are the
+    :class:`Admission` it shares with the other transports; a RerankStream request counts on its own.
     """
 
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        max_documents: int,
-        max_request_time_s: float | None = None,
-        metrics: Metrics | None = None,
-        log_requests: bool = False,
-        stream_window: int = 64,
-        max_concurrent: int | None = None,
-    ) -> None:
-        self.registry = registry
-        # Requests in progress at most (a RerankStream's each count). Checked here rather than by gRPC's
-        # own maximum_concurrent_rpcs, which also counts every client's long-lived health watch.
-        self.max_concurrent = max_concurrent
-        self.stream_window = stream_window  # requests of one stream read and not yet answered, at most
+    def __init__(self, admission: Admission, max_documents: int, stream_window: int = 64) -> None:
+        self.admission = admission
+        self.registry = admission.registry
         self.max_documents = max_documents
-        self.max_request_time_s = max_request_time_s
-        self.metrics = metrics
-        self.log_requests = log_requests
-        self.draining = False  # set at shutdown: new requests are refused with UNAVAILABLE
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.ready = False
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.stream_window = stream_window  # requests of one stream read and not yet answered, at most
+
+    @property
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Requests answered so far, by (method, status code name), across transports."""
+        return self.admission.counts
 
     # --- RPCs -------------------------------------------------------------------------------------
 
@@ -74,41 +56,12 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         """Score arbitrary pairs, in input order."""
         return await self._unary("Score", request, lambda: self._score(request, self._deadline(context)), context)
 
-    async def wait_idle(self, timeout: float | None) -> bool:
-        """Wait until no request is in progress (or ``timeout`` passes); True if idle."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
-    @contextlib.contextmanager
-    def _admitted(self) -> Iterator[None]:
-        """Count a request as in flight while it runs; once draining, refuse it with UNAVAILABLE instead,
-        before it counts, so that draining can finish while callers keep arriving; past
-        ``max_concurrent`` requests in progress, refuse it with RESOURCE_EXHAUSTED."""
-        if self.draining:
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, _DRAINING)
-        if self.max_concurrent is not None and self._in_flight >= self.max_concurrent:
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the server is at its limit of {self.max_concurrent} requests in progress (--max-concurrent-rpcs); retry with backoff",
-            )
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
-
     async def _unary(
         self, method: str, request: Any, work: Callable[[], Awaitable[_Response]], context: grpc.aio.ServicerContext
     ) -> _Response:
         started = time.monotonic()
         try:
-            with self._admitted():
+            with self.admission.admitted():
                 response = await work()
         except asyncio.CancelledError:
             self._answered(method, _why_cancelled(context), request, None, started)
@@ -124,23 +77,10 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     def _answered(
         self, method: str, code: grpc.StatusCode, request: Any, response: Any, started: float, error: str = ""
     ) -> None:
-        """Count, measure and (with --log-requests) log one answered request."""
-        seconds = time.monotonic() - started
-        self.counts[(method, code.name)] += 1
-        if self.metrics is not None:
-            self.metrics.observe_request(method, code.name, seconds)
-        if self.log_requests:
-            fields = {
-                "method": method,
-                "code": code.name,
-                "request_id": request.request_id,
-                "model": response.model if response is not None else request.model,
-                "pairs": response.usage.pairs if response is not None else 0,
-                "ms": round(seconds * 1000.0, 2),
-            }
-            if error:
-                fields["error"] = error
-            request_log.info("%s %s %s", method, code.name, request.request_id or "-", extra=fields)
+        """Account for one answered request (see :meth:`Admission.answered`)."""
+        model = response.model if response is not None else request.model
+        pairs = response.usage.pairs if response is not None else 0
+        self.admission.answered(method, code.name, started, request.request_id, model, pairs, error)
 
     async def RerankStream(
         self, request_iterator: AsyncIterator[pb.RerankRequest | Malformed], context: grpc.aio.ServicerContext
@@ -159,7 +99,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         async def answer(request: pb.RerankRequest) -> None:
             started = time.monotonic()
             try:
-                with self._admitted():
+                with self.admission.admitted():
                     response = await self._rerank(request, self._deadline(context))
                 self._answered("RerankStream", grpc.StatusCode.OK, request, response, started)
             except Exception as exc:
@@ -204,7 +144,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         """Every served model with its kind, limits, device and dtype."""
-        if not self.ready:
+        if not self.admission.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading; wait for the health check")
         default = self.registry.default_name
         return pb.ListModelsResponse(
@@ -216,22 +156,14 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     # --- the request path -------------------------------------------------------------------------
 
     def _deadline(self, context: grpc.aio.ServicerContext) -> float | None:
-        """The earlier of the caller's deadline and --max-request-time, on the batcher's monotonic clock."""
-        limits = [context.time_remaining(), self.max_request_time_s]
-        remaining = min((r for r in limits if r is not None), default=None)
-        return None if remaining is None else time.monotonic() + remaining
-
-    def _model(self, name: str) -> ServedModel:
-        if not self.ready:
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are still loading; retry shortly")
-        return self.registry.get(name)
+        return self.admission.deadline(context.time_remaining())
 
     async def _rerank(self, request: pb.RerankRequest, deadline: float | None) -> pb.RerankResponse:
-        served = self._model(request.model)
+        served = self.admission.model(request.model)
         job = check_rerank(request, self.max_documents)
         options = Options(job.top_k, job.normalization, job.windowing, request.error_on_truncation, deadline)
         result = await served.rerank(job.query, job.documents, options)
-        self._count_truncated(served, result.usage)
+        self.admission.count_truncated(served.info.name, result.usage)
         results = [
             pb.RankedDocument(
                 index=d.index,
@@ -248,10 +180,10 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         )
 
     async def _score(self, request: pb.ScoreRequest, deadline: float | None) -> pb.ScoreResponse:
-        served = self._model(request.model)
+        served = self.admission.model(request.model)
         job = check_score(request, self.max_documents)
         result = await served.score(job.pairs, Options(normalization=job.normalization, error_on_truncation=request.error_on_truncation, deadline=deadline))
-        self._count_truncated(served, result.usage)
+        self.admission.count_truncated(served.info.name, result.usage)
         return pb.ScoreResponse(
             scores=result.scores,
             truncated=result.truncated,
@@ -260,10 +192,6 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             timing=_timing(result.timing),
             request_id=request.request_id,
         )
-
-    def _count_truncated(self, served: ServedModel, usage: Usage) -> None:
-        if self.metrics is not None and usage.truncated_documents:
-            self.metrics.truncated.labels(served.info.name).inc(usage.truncated_documents)
 
     @staticmethod
     def _model_info(model: ServedModel, is_default: bool) -> pb.ModelInfo:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rerank_client._pb import rerank_pb2 as pb
@@ -60,11 +61,11 @@ class RerankInput:
     windowing: Windowing | None = None
 
 
-def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
-    """Validate a RerankRequest: a query, 1..max_documents documents, none of them empty."""
-    if _blank(request.query):
+def check_documents(query: str, documents: Sequence[str], max_documents: int) -> None:
+    """A query, 1..max_documents documents, none of them empty: for every transport."""
+    if _blank(query):
         raise invalid("query is empty; send the text to rank the documents against")
-    count = len(request.documents)
+    count = len(documents)
     if count == 0:
         raise invalid("documents is empty; send at least one document to rank")
     if count > max_documents:
@@ -72,9 +73,14 @@ def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
             f"{count} documents is more than this server's limit of {max_documents} per request "
             "(--max-documents); split them over several requests"
         )
-    empty = [i for i, d in enumerate(request.documents) if _blank(d)]
+    empty = [i for i, d in enumerate(documents) if _blank(d)]
     if empty:
         raise invalid(f"documents at index {listing(empty)} are empty; drop them or send their text")
+
+
+def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
+    """Validate a RerankRequest (see :func:`check_documents`) and convert its options."""
+    check_documents(request.query, request.documents, max_documents)
     return RerankInput(
         request.query, list(request.documents), request.top_k, normalization(request.normalization), windowing(request.windowing)
     )

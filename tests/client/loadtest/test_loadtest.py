@@ -156,3 +156,26 @@ def test_unary_load_balances_and_retries_over_its_targets_as_the_client_does(cro
 
         with_retries, without = asyncio.run(codes(3)), asyncio.run(codes(0))
     assert with_retries == {"OK": 12} and without == {"OK": 12}
+
+
+def test_the_http_api_is_driven_with_the_same_workload_and_counted_by_status(cross_scorer: Any) -> None:
+    """--protocol http: the Cohere endpoint under closed-loop load; refusals count under their gRPC names."""
+    from rerank_client.loadtest.callers import HttpCaller
+
+    workload = Workload(Corpus.builtin(), documents=(2, 6), error_fraction=0.25)
+    with ServerThread([cross_scorer], http_port=0) as running:
+
+        async def go() -> Any:
+            caller = HttpCaller([running.http_url], timeout=30.0)
+            try:
+                return await closed_loop(caller, RequestPool(workload, 3).next, concurrency=4, duration=None, requests=40)
+            finally:
+                await caller.aclose()
+
+        run = asyncio.run(go())
+        counts = running.server.servicer.counts if running.server else {}
+    report = build_report(run, [running.http_url])
+    assert report.sent == 40 and set(report.by_code) == {"OK", "INVALID_ARGUMENT"}
+    assert report.by_code == {code: n for (method, code), n in counts.items() if method == "POST /v1/rerank"}
+    cli = run_cli("rerank", "loadtest", "--protocol", "http", "--target", "127.0.0.1:1", "--requests", "1")
+    assert cli.returncode != 0 and "--http-port" in cli.stderr  # nothing there: said plainly

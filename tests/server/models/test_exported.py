@@ -92,7 +92,7 @@ def test_backend_refusals_name_the_fix(tiny_cross_encoder: Path) -> None:
 
 def test_a_missing_runtime_names_the_extra_to_install(tiny_cross_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an environment without it gives on import
-    with pytest.raises(ModelLoadError, match=r"pip install 'rerank-grpc\[onnx\]'"):
+    with pytest.raises(ModelLoadError, match=r"pip install '\.\[onnx\]' in the rerank-grpc checkout"):
         load_scorer(parse_model_arg(f"tiny={tiny_cross_encoder}"), dtype="float32", backend="onnx")
 
 

@@ -1,0 +1,38 @@
+"""What a new user touches first on the command line: mistyped commands, --version, bad flags, ports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rerank_client.channel import target_of, with_port
+from rerank_client.cli import main
+from tests.processes import run_cli
+from tests.server_harness import ServerThread
+
+
+@pytest.mark.parametrize("word,suggestion", [("model", "models"), ("helth", "health"), ("loadtst", "loadtest")])
+def test_a_mistyped_command_is_refused_with_a_suggestion_not_ranked(word: str, suggestion: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([word, "some", "documents"]) == 2
+    assert f"did you mean {suggestion!r}" in capsys.readouterr().err
+
+
+def test_every_command_has_version() -> None:
+    for args in (["rerank", "--version"], ["rerank", "loadtest", "--version"], ["rerank", "compare", "--version"], ["rerank-server", "--version"], ["rerank-bench", "--version"]):
+        done = run_cli(*args)
+        assert done.returncode == 0 and "rerank-grpc" in done.stdout, (args, done.stderr)
+
+
+def test_negative_top_k_is_refused_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="--top-k must be 0"):
+        main(["rank", "--target", "127.0.0.1:1", "--top-k", "-1", "q", "doc"])
+
+
+def test_a_target_without_a_port_means_the_servers_default_port(cross_scorer: Any) -> None:
+    assert with_port("localhost") == "localhost:50051" and with_port("[::1]") == "[::1]:50051"
+    assert with_port("host:7") == "host:7" and with_port("dns:///rerank.svc") == "dns:///rerank.svc"
+    assert target_of(["10.0.0.1", "10.0.0.2:9"]) == "ipv4:10.0.0.1:50051,10.0.0.2:9"
+    with ServerThread([cross_scorer], port=50051) as running:  # what a new user gets without flags
+        assert running.target.endswith(":50051")
+        assert main(["rank", "--target", "127.0.0.1", "q", "a document"]) == 0
