@@ -9,6 +9,7 @@
 from .aio import AsyncRerankClient
 from .channel import Tls
 from .client import RerankClient
+from .options import RerankOptions, ScoreOptions
 from .types import (
     BatchingLimits,
     ModelInfo,
@@ -29,7 +30,9 @@ __all__ = [
     "RankedDocument",
     "RerankClient",
     "RerankError",
+    "RerankOptions",
     "RerankResult",
+    "ScoreOptions",
     "ScoreResult",
     "Timing",
     "Tls",

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
 import grpc
+from typing_extensions import Unpack
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import convert
+from .options import RerankOptions, ScoreOptions
 from ._pb import rerank_pb2 as pb
 from ._pb import rerank_pb2_grpc as pb_grpc
 from .channel import Tls, auth_metadata, channel_options, target_of
 from .client import DEFAULT_MAX_MESSAGE_BYTES, Metadata
-from .types import ModelList, RerankResult, ScoreResult
+from .types import ModelList, RerankError, RerankResult, ScoreResult
 
 
 class AsyncRerankClient:
@@ -82,49 +86,24 @@ class AsyncRerankClient:
         query: str,
         documents: Sequence[str],
         *,
-        top_k: int = 0,
-        model: str = "",
-        return_documents: bool = False,
-        normalization: str = "raw",
-        error_on_truncation: bool = False,
-        request_id: str = "",
-        windows: bool = False,
-        window_overlap: int = 0,
-        aggregation: str = "max",
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        **options: Unpack[RerankOptions],
     ) -> RerankResult:
         """Rank ``documents`` for ``query``, best first (see :meth:`RerankClient.rerank`)."""
-        request = convert.rerank_request(
-            query,
-            documents,
-            top_k=top_k,
-            model=model,
-            return_documents=return_documents,
-            normalization=normalization,
-            error_on_truncation=error_on_truncation,
-            request_id=request_id,
-            windows=windows,
-            window_overlap=window_overlap,
-            aggregation=aggregation,
-        )
+        request = convert.rerank_request(query, documents, **options)
         return convert.rerank_result(await self._call(self._stub.Rerank, request, timeout, metadata))
 
     async def score(
         self,
         pairs: Iterable[tuple[str, str]],
         *,
-        model: str = "",
-        normalization: str = "raw",
-        error_on_truncation: bool = False,
-        request_id: str = "",
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        **options: Unpack[ScoreOptions],
     ) -> ScoreResult:
         """Score (query, document) pairs in input order (see :meth:`RerankClient.score`)."""
-        request = convert.score_request(
-            pairs, model=model, normalization=normalization, error_on_truncation=error_on_truncation, request_id=request_id
-        )
+        request = convert.score_request(pairs, **options)
         return convert.score_result(await self._call(self._stub.Score, request, timeout, metadata))
 
     async def rerank_stream(
@@ -147,6 +126,18 @@ class AsyncRerankClient:
         except grpc.RpcError as exc:
             raise convert.as_error(exc, self.target) from exc
 
+    async def rerank_many(
+        self,
+        requests: Iterable[tuple[str, Sequence[str]]],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        **options: Unpack[RerankOptions],
+    ) -> AsyncIterator[tuple[int, RerankResult | RerankError]]:
+        """Rank many ``(query, documents)`` requests over one RerankStream (see :meth:`RerankClient.rerank_many`)."""
+        async for response in self.rerank_stream(convert.stream_requests(requests, options), timeout=timeout, metadata=metadata):
+            yield convert.stream_result(response)
+
     async def list_models(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> ModelList:
         """The models the server serves, with their limits."""
         return convert.model_list(await self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout, metadata))
@@ -155,3 +146,17 @@ class AsyncRerankClient:
         """The server's overall health status: "SERVING", "NOT_SERVING", ..."""
         response = await self._call(self._health.Check, health_pb2.HealthCheckRequest(service=""), timeout, None)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    async def wait_until_serving(self, timeout: float = 60.0) -> None:
+        """Poll health until the server is SERVING (its models are loaded); raise after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                last = await self.health(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
+                if last == "SERVING":
+                    return
+            except RerankError as exc:
+                last = exc.details
+            await asyncio.sleep(0.2)
+        raise RerankError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{self.target} not SERVING after {timeout:.0f}s ({last})", self.target)

@@ -21,22 +21,32 @@ from .version import add_version
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    add_version(parser)
-    parser.add_argument("--target", default=DEFAULT_TARGET, help="server address HOST:PORT; without :PORT, port 50051 (default %(default)s)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the call gives up (default %(default)s)")
+def add_connection(parser: argparse.ArgumentParser) -> None:
+    """How to reach a server: metadata, bearer token, TLS (every command that calls one has them)."""
     parser.add_argument(
         "--header",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="metadata sent with the call; may repeat",
+        help="metadata sent with every call; may repeat",
     )
     parser.add_argument("--token", default=os.environ.get("RERANK_TOKEN"), help="bearer token for a server with --auth-token-file (default: $RERANK_TOKEN)")
     parser.add_argument("--tls", action="store_true", help="connect with TLS, trusting the system's CAs (implied by --tls-ca)")
     parser.add_argument("--tls-ca", help="PEM CA bundle to trust for the server's certificate")
     parser.add_argument("--tls-cert", help="PEM client certificate, for a server that requires mutual TLS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+
+def tls_of(args: argparse.Namespace) -> Tls | None:
+    """The TLS settings the connection flags ask for (None: plaintext)."""
+    return Tls(args.tls_ca, args.tls_cert, args.tls_key) if (args.tls or args.tls_ca or args.tls_cert) else None
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_version(parser)
+    parser.add_argument("--target", default=DEFAULT_TARGET, help="server address HOST:PORT; without :PORT, port 50051 (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before the call gives up (default %(default)s)")
+    add_connection(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             '  rerank --target 127.0.0.1:50051 "where did the cat sit?" "on the mat" "stocks fell"\n'
-            '  rerank "best pizza in town" --file docs.txt --top-k 3 --json\n'
-            '  cat docs.txt | rerank "best pizza in town" -\n'
+            '  rerank "best pizza in town" --file examples/docs.txt --top-k 3 --json\n'
+            '  cat examples/docs.txt | rerank "best pizza in town" -\n'
             "  rerank models --target 127.0.0.1:50051"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -90,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> RerankClient:
-    tls = Tls(args.tls_ca, args.tls_cert, args.tls_key) if (args.tls or args.tls_ca or args.tls_cert) else None
-    return RerankClient(args.target, timeout=args.timeout, metadata=parse_headers(args.header), token=args.token, tls=tls)
+    return RerankClient(args.target, timeout=args.timeout, metadata=parse_headers(args.header), token=args.token, tls=tls_of(args))
 
 
 def _read_lines(stream: TextIO) -> list[str]:

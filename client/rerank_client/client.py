@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 import grpc
+from typing_extensions import Unpack
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import convert
+from .options import RerankOptions, ScoreOptions
 from .channel import Tls, auth_metadata, channel_options, target_of
 from ._pb import rerank_pb2 as pb
 from ._pb import rerank_pb2_grpc as pb_grpc
@@ -93,55 +95,50 @@ class RerankClient:
         query: str,
         documents: Sequence[str],
         *,
-        top_k: int = 0,
-        model: str = "",
-        return_documents: bool = False,
-        normalization: str = "raw",
-        error_on_truncation: bool = False,
-        request_id: str = "",
-        windows: bool = False,
-        window_overlap: int = 0,
-        aggregation: str = "max",
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        **options: Unpack[RerankOptions],
     ) -> RerankResult:
-        """Rank ``documents`` for ``query``, best first. ``top_k`` 0 returns all of them.
-
-        ``normalization`` is "raw" (the model's own scores) or "sigmoid" (in (0, 1)). With ``windows``,
-        documents longer than the model reads are scored in windows overlapping by ``window_overlap``
-        tokens (0: a quarter window) and get the ``aggregation`` ("max", "mean" or "first") of them.
-        """
-        request = convert.rerank_request(
-            query,
-            documents,
-            top_k=top_k,
-            model=model,
-            return_documents=return_documents,
-            normalization=normalization,
-            error_on_truncation=error_on_truncation,
-            request_id=request_id,
-            windows=windows,
-            window_overlap=window_overlap,
-            aggregation=aggregation,
-        )
+        """Rank ``documents`` for ``query``, best first; ``options`` are :class:`~rerank_client.options.RerankOptions`
+        (``top_k``, ``model``, ``normalization``, ``windows``, ...). ``timeout`` and ``metadata`` are this call's."""
+        request = convert.rerank_request(query, documents, **options)
         return convert.rerank_result(self._call(self._stub.Rerank, request, timeout, metadata))
 
     def score(
         self,
         pairs: Iterable[tuple[str, str]],
         *,
-        model: str = "",
-        normalization: str = "raw",
-        error_on_truncation: bool = False,
-        request_id: str = "",
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        **options: Unpack[ScoreOptions],
     ) -> ScoreResult:
-        """Score (query, document) pairs; scores come back in input order (CrossEncoder.predict)."""
-        request = convert.score_request(
-            pairs, model=model, normalization=normalization, error_on_truncation=error_on_truncation, request_id=request_id
-        )
+        """Score (query, document) pairs; scores come back in input order (CrossEncoder.predict). ``options``
+        are :class:`~rerank_client.options.ScoreOptions`."""
+        request = convert.score_request(pairs, **options)
         return convert.score_result(self._call(self._stub.Score, request, timeout, metadata))
+
+    def rerank_many(
+        self,
+        requests: Iterable[tuple[str, Sequence[str]]],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        **options: Unpack[RerankOptions],
+    ) -> Iterator[tuple[int, RerankResult | RerankError]]:
+        """Rank many ``(query, documents)`` requests over one RerankStream, all with ``options``.
+
+        Yields ``(position, result)`` as each request finishes (fastest first, not in order); a request
+        that failed yields its :class:`RerankError` in place of a result, and the others go on. A failure
+        of the stream itself raises.
+        """
+        responses = self._stub.RerankStream(
+            convert.stream_requests(requests, options), timeout=self.timeout if timeout is None else timeout, metadata=self.metadata + tuple(metadata or ())
+        )
+        try:
+            for response in responses:
+                yield convert.stream_result(response)
+        except grpc.RpcError as exc:
+            raise convert.as_error(exc, self.target) from exc
 
     def list_models(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> ModelList:
         """The models the server serves, with their limits."""

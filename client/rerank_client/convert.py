@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
+from typing_extensions import Unpack
 
 from ._pb import rerank_pb2 as pb
+from .options import RerankOptions, ScoreOptions
 from .types import (
     BatchingLimits,
     ModelInfo,
@@ -31,53 +33,34 @@ def _normalization(name: str) -> pb.Normalization.ValueType:
         raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {name!r}") from None
 
 
-def rerank_request(
-    query: str,
-    documents: Sequence[str],
-    *,
-    top_k: int = 0,
-    model: str = "",
-    return_documents: bool = False,
-    normalization: str = "raw",
-    error_on_truncation: bool = False,
-    request_id: str = "",
-    windows: bool = False,
-    window_overlap: int = 0,
-    aggregation: str = "max",
-) -> pb.RerankRequest:
-    """A RerankRequest from keyword arguments."""
+def rerank_request(query: str, documents: Sequence[str], **o: Unpack[RerankOptions]) -> pb.RerankRequest:
+    """A RerankRequest; options left out take their defaults here, and only here."""
     if isinstance(documents, str):
         raise TypeError("documents must be a list of strings, not one string")
+    aggregation = o.get("aggregation", "max")
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     return pb.RerankRequest(
         query=query,
         documents=list(documents),
-        top_k=top_k,
-        model=model,
-        return_documents=return_documents,
-        normalization=_normalization(normalization),
-        error_on_truncation=error_on_truncation,
-        request_id=request_id,
-        windowing=pb.Windowing(enabled=windows, overlap_tokens=window_overlap, aggregation=AGGREGATIONS[aggregation]),
+        top_k=o.get("top_k", 0),
+        model=o.get("model", ""),
+        return_documents=o.get("return_documents", False),
+        normalization=_normalization(o.get("normalization", "raw")),
+        error_on_truncation=o.get("error_on_truncation", False),
+        request_id=o.get("request_id", ""),
+        windowing=pb.Windowing(enabled=o.get("windows", False), overlap_tokens=o.get("window_overlap", 0), aggregation=AGGREGATIONS[aggregation]),
     )
 
 
-def score_request(
-    pairs: Iterable[tuple[str, str]],
-    *,
-    model: str = "",
-    normalization: str = "raw",
-    error_on_truncation: bool = False,
-    request_id: str = "",
-) -> pb.ScoreRequest:
-    """A ScoreRequest from (query, document) pairs."""
+def score_request(pairs: Iterable[tuple[str, str]], **o: Unpack[ScoreOptions]) -> pb.ScoreRequest:
+    """A ScoreRequest from (query, document) pairs; options left out take their defaults here."""
     return pb.ScoreRequest(
         pairs=[pb.Pair(query=q, document=d) for q, d in pairs],
-        model=model,
-        normalization=_normalization(normalization),
-        error_on_truncation=error_on_truncation,
-        request_id=request_id,
+        model=o.get("model", ""),
+        normalization=_normalization(o.get("normalization", "raw")),
+        error_on_truncation=o.get("error_on_truncation", False),
+        request_id=o.get("request_id", ""),
     )
 
 
@@ -87,6 +70,22 @@ def _usage(msg: pb.Usage) -> Usage:
 
 def _timing(msg: pb.Timing) -> Timing:
     return Timing(queue_ms=msg.queue_ms, inference_ms=msg.inference_ms, total_ms=msg.total_ms)
+
+
+def stream_requests(requests: Iterable[tuple[str, Sequence[str]]], options: RerankOptions) -> Iterator[pb.RerankRequest]:
+    """RerankStream messages for ``(query, documents)`` requests, each with its position as request_id."""
+    for position, (query, documents) in enumerate(requests):
+        message = rerank_request(query, documents, **options)
+        message.request_id = str(position)
+        yield message
+
+
+def stream_result(msg: pb.RerankResponse) -> tuple[int, RerankResult | RerankError]:
+    """(position, result) of a response to :func:`stream_requests`; a failed request's error in place of a result."""
+    try:
+        return int(msg.request_id), rerank_result(msg)
+    except RerankError as exc:
+        return int(msg.request_id), exc
 
 
 def rerank_result(msg: pb.RerankResponse) -> RerankResult:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 try:
     from .config import ServerConfig, config_from_args
+    from .logs import announce_ready
     from .logs import configure as configure_logging
     from .models import ModelLoadError, load_scorer
     from .models.exported import import_runtime_early
@@ -56,7 +57,7 @@ async def run(config: ServerConfig) -> int:
     await server.mark_ready()
     names = ", ".join(f"{m.info.name} ({m.info.kind.value}, {m.info.device}, {m.info.dtype}, {m.info.backend})" for m in server.registry)
     log.info("serving %s on %s; default model: %s", names, server.target, server.registry.default_name)
-    print(f"rerank-server ready on {server.target}", flush=True)
+    announce_ready(server.target, config.log_format)
     await stopper
     log.info("shutting down: finishing in-flight requests for up to %.0fs", config.grace_s)
     await server.stop(config.grace_s)
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = config_from_args(argv)
     configure_logging(config.log_level, config.log_format)
-    import_runtime_early(config.backend)
+    import_runtime_early(config.backend, config.models, config.device)
     try:
         code = asyncio.run(run(config))
     except (OSError, ValueError) as exc:  # a port in use, an unreadable token file: say so, no traceback

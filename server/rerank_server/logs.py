@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime
 from typing import Any
+
+READY = "rerank-server ready on"  # the start of the line (or JSON message) that says the server takes traffic
 
 # Attributes every LogRecord has; anything else was passed as ``extra`` and belongs in the JSON.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -16,7 +19,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            # ISO 8601 with milliseconds and the zone: what collectors parse without configuration.
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -28,7 +32,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str, fmt: str) -> None:
-    """Send logs to stderr at ``level`` in ``fmt`` ("text" or "json")."""
+    """Send logs to stderr at ``level`` in ``fmt`` ("text" or "json").
+
+    Progress bars (model loading) go to a terminal only: with JSON logs, or when stderr is a file or a
+    pipe, they are off, so that every line a collector reads is a log record.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -37,3 +45,23 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if fmt == "json" or not sys.stderr.isatty():
+        _no_progress_bars()
+
+
+def _no_progress_bars() -> None:
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+
+
+def announce_ready(target: str, fmt: str) -> None:
+    """Say the server takes traffic, on stdout: a plain line, or a JSON record with JSON logs (what
+    supervisors and tests wait for, whatever --log-level)."""
+    if fmt == "json":
+        record = {"time": datetime.now().astimezone().isoformat(timespec="milliseconds"), "level": "INFO", "logger": "rerank_server", "message": f"{READY} {target}"}
+        print(json.dumps(record), flush=True)
+    else:
+        print(f"{READY} {target}", flush=True)

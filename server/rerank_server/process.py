@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import subprocess
 import sys
 import threading
 from types import TracebackType
+
+from .logs import READY
+
+
+def _ready_target(line: str) -> str | None:
+    """The target a ready line (plain, or a JSON log record) announces; None for any other line."""
+    if line.startswith("{"):
+        try:
+            line = str(json.loads(line).get("message", ""))
+        except ValueError:
+            return None
+    return line.split()[-1] if line.startswith(READY) else None
 
 
 class ServerProcess:
@@ -38,8 +51,9 @@ class ServerProcess:
                 raise TimeoutError(f"server not ready after {self.ready_timeout}s:\n{''.join(self.output)}") from None
             if line is None:
                 raise RuntimeError(f"server exited before it was ready:\n{''.join(self.output)}")
-            if line.startswith("rerank-server ready on "):
-                self.target = line.split()[-1]
+            ready = _ready_target(line)
+            if ready:
+                self.target = ready
                 return self
 
     def _pump(self) -> None:

@@ -36,3 +36,24 @@ def test_a_target_without_a_port_means_the_servers_default_port(cross_scorer: An
     with ServerThread([cross_scorer], port=50051) as running:  # what a new user gets without flags
         assert running.target.endswith(":50051")
         assert main(["rank", "--target", "127.0.0.1", "q", "a document"]) == 0
+
+
+def test_rerank_server_without_the_server_extra_names_the_extra_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    # torch hidden as on a client-only install
+    code = "import sys; sys.modules['torch'] = None; import runpy; runpy.run_module('rerank_server', run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "pip install '.[server]'" in done.stderr
+
+
+def test_plot_without_matplotlib_fails_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    # The target answers nothing: the plot check must come first, not after a run.
+    with pytest.raises(SystemExit, match=r"--plot needs matplotlib: pip install '\.\[plot\]'"):
+        main(["loadtest", "--target", "127.0.0.1:1", "--requests", "1", "--plot", "out.png"])
+

@@ -6,11 +6,16 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from ..version import add_version
+from ..channel import parse_headers
+from ..cli import add_connection, tls_of
 from ..types import RerankError
+from ..version import add_version
 from .analysis import QueryComparison
 from .render import as_json, as_markdown, as_table
 from .sources import LocalSource, ServerSource, Source, load_examples
+
+
+LOCAL_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -25,23 +30,34 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         ),
         epilog=(
             "examples:\n"
-            "  rerank compare --target 127.0.0.1:50051 --cross-model ce --embed-model all-MiniLM-L6-v2\n"
-            "  rerank compare --local --cross-encoder cross-encoder/ms-marco-MiniLM-L-6-v2 --format markdown\n"
-            "  rerank compare --target 127.0.0.1:50051 --cross-model ce --data my-queries.json --format json"
+            "  rerank compare --target 127.0.0.1:50051 --cross-encoder ce --embedding all-MiniLM-L6-v2\n"
+            "  rerank compare --local --cross-encoder /models/ms-marco-MiniLM-L-6-v2 --format markdown\n"
+            "  rerank compare --target 127.0.0.1:50051 --cross-encoder ce --data my-queries.json --format json"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_version(p)
     p.add_argument("--data", help="JSON file {\"queries\": [{\"query\": ..., \"documents\": [...]}]} (default: the shipped example set)")
-    p.add_argument("--target", help="a rerank-server serving both models")
-    p.add_argument("--cross-model", default="", help="with --target: the cross-encoder's name on the server (default: its default model)")
-    p.add_argument("--embed-model", default="all-MiniLM-L6-v2", help="with --target: the bi-encoder's name on the server (default %(default)s)")
-    p.add_argument("--local", action="store_true", help="load the models in this process instead (needs rerank-grpc[server])")
-    p.add_argument("--cross-encoder", default="cross-encoder/ms-marco-MiniLM-L-6-v2", help="with --local: hub id or directory (default %(default)s)")
-    p.add_argument("--embedding", default="bundled", help="with --local: hub id or directory, or 'bundled' for all-MiniLM-L6-v2 (default %(default)s)")
+    p.add_argument("--target", help="a rerank-server serving both models (HOST:PORT)")
+    p.add_argument("--local", action="store_true", help="load the models in this process instead (needs the server extra)")
+    p.add_argument(
+        "--cross-encoder",
+        help=(
+            "the cross-encoder: with --target its name on the server (default: the server's default model); with --local "
+            f"a hub id or a local directory (default {LOCAL_CROSS_ENCODER})"
+        ),
+    )
+    p.add_argument(
+        "--embedding",
+        help=(
+            "the embedding model: with --target its name on the server (default all-MiniLM-L6-v2); with --local a hub id, "
+            "a local directory, or 'bundled' for all-MiniLM-L6-v2 (default bundled)"
+        ),
+    )
     p.add_argument("--top-k", type=int, default=3, help="length of the top lists compared (default %(default)s)")
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table", help="(default %(default)s)")
     p.add_argument("--timeout", type=float, default=60.0, help="with --target: seconds per call (default %(default)s)")
+    add_connection(p)
     p.set_defaults(run=run)
     return p
 
@@ -70,15 +86,16 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.
     try:
         queries = load_examples(args.data)
         if args.local:
-            source: Source = LocalSource(args.cross_encoder, args.embedding)
-            names = (_display(args.cross_encoder), _display(args.embedding))
+            cross, embedding = args.cross_encoder or LOCAL_CROSS_ENCODER, args.embedding or "bundled"
+            source: Source = LocalSource(cross, embedding)
+            names = (_display(cross), _display(embedding))
         else:
             from ..client import RerankClient
 
-            client = RerankClient(args.target, timeout=args.timeout)
-            cross = args.cross_model or client.list_models().default_model
-            source = ServerSource(client, cross, args.embed_model)
-            names = (cross, args.embed_model)
+            client = RerankClient(args.target, timeout=args.timeout, metadata=parse_headers(args.header), token=args.token, tls=tls_of(args))
+            cross, embedding = args.cross_encoder or client.list_models().default_model, args.embedding or "all-MiniLM-L6-v2"
+            source = ServerSource(client, cross, embedding)
+            names = (cross, embedding)
         try:
             comparisons = compare(source, queries, args.top_k)
         finally:

@@ -85,7 +85,14 @@ class LocalSource:
             from rerank_server.local import LocalEngine
         except ImportError as exc:
             raise ValueError("--local needs the server's model layer: pip install '.[server]' in the rerank-grpc checkout") from exc
-        self.engine = LocalEngine([f"cross=cross-encoder:{cross_source}", f"embed=bi-encoder:{embed_source}"], device=device, dtype="float32")
+        try:
+            self.engine = LocalEngine([f"cross=cross-encoder:{cross_source}", f"embed=bi-encoder:{embed_source}"], device=device, dtype="float32")
+        except RuntimeError as exc:  # the model cannot be loaded here (offline, not cached, not a model)
+            reason = str(exc).split(":", 1)[0] if "HF_HUB_OFFLINE" in str(exc) or "not cached" in str(exc) else str(exc)
+            raise ValueError(
+                f"cannot load the models in this process ({reason}); give local copies with --cross-encoder DIR "
+                "(and --embedding DIR), or compare through a server with --target"
+            ) from None
 
     def score(self, query: str, documents: list[str]) -> Scored:
         """Scores as the server would compute them, without the server: one Score per pair, as

@@ -7,13 +7,14 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
 from .. import convert
 from .._pb import rerank_pb2 as pb
 from ..aio import AsyncRerankClient
+from ..channel import Tls
 from ..types import RerankError
 from .workload import RequestSpec
 
@@ -54,8 +55,16 @@ class UnaryCaller:
     """Calls Rerank through one client over every target: the client's own round-robin balancing and
     UNAVAILABLE retries (``retries`` of them; 0 shows raw failures), as production callers get them."""
 
-    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = (), retries: int = 3) -> None:
-        self._client = AsyncRerankClient(list(targets), timeout=timeout, metadata=metadata, retries=retries)
+    def __init__(
+        self,
+        targets: Sequence[str],
+        timeout: float,
+        metadata: Sequence[tuple[str, str]] = (),
+        retries: int = 3,
+        token: str | None = None,
+        tls: Tls | None = None,
+    ) -> None:
+        self._client = AsyncRerankClient(list(targets), timeout=timeout, metadata=metadata, retries=retries, token=token, tls=tls)
 
     async def call(self, spec: RequestSpec, started: float) -> Sample:
         """One unary Rerank call."""
@@ -130,9 +139,11 @@ class _Stream:
 class StreamCaller:
     """Sends every request over one long-lived RerankStream per target, round-robin."""
 
-    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = (), token: str | None = None, tls: Tls | None = None
+    ) -> None:
         self._timeout = timeout
-        self._streams = [_Stream(AsyncRerankClient(t, timeout=None, metadata=metadata)) for t in targets]
+        self._streams = [_Stream(AsyncRerankClient(t, timeout=None, metadata=metadata, token=token, tls=tls)) for t in targets]
         self._next = itertools.cycle(self._streams)
 
     async def call(self, spec: RequestSpec, started: float) -> Sample:
@@ -173,23 +184,36 @@ _HTTP_CODES = {
 }
 
 
-def http_base_url(target: str) -> str:
-    """``host:port`` or a URL -> the base URL of a server's HTTP API."""
-    return target if target.startswith(("http://", "https://")) else f"http://{target}"
+def http_base_url(target: str, tls: Tls | None = None) -> str:
+    """``host:port`` or a URL -> the base URL of a server's HTTP API (https with TLS)."""
+    return target if target.startswith(("http://", "https://")) else f"{'https' if tls else 'http'}://{target}"
+
+
+def http_client_settings(metadata: Sequence[tuple[str, str]], token: str | None, tls: Tls | None) -> dict[str, Any]:
+    """httpx.AsyncClient keywords for the same headers, token and TLS as the gRPC callers get."""
+    headers = dict(metadata) | ({"authorization": f"Bearer {token}"} if token else {})
+    settings: dict[str, Any] = {"headers": headers}
+    if tls is not None:
+        settings["verify"] = tls.ca_file or True
+        if tls.cert_file:
+            settings["cert"] = (tls.cert_file, tls.key_file)
+    return settings
 
 
 class HttpCaller:
     """Calls the HTTP API's Cohere-compatible ``POST /v1/rerank``, round-robin over the targets (needs
     httpx: the http extra). Statuses are reported under the gRPC names they map from."""
 
-    def __init__(self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = (), token: str | None = None, tls: Tls | None = None
+    ) -> None:
         try:
             import httpx
         except ImportError as exc:
             raise ValueError("--protocol http needs httpx: pip install '.[http]' in the rerank-grpc checkout") from exc
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        headers = dict(metadata)
-        self._clients = [httpx.AsyncClient(base_url=http_base_url(t), timeout=timeout, limits=limits, headers=headers) for t in targets]
+        settings = http_client_settings(metadata, token, tls)
+        self._clients = [httpx.AsyncClient(base_url=http_base_url(t, tls), timeout=timeout, limits=limits, **settings) for t in targets]
         self._next = itertools.cycle(self._clients)
         self._timeout_error: type[Exception] = httpx.TimeoutException
         self._transport_error: type[Exception] = httpx.TransportError

@@ -10,9 +10,10 @@ from typing import Any, TextIO
 
 from ..version import add_version
 from ..aio import AsyncRerankClient
-from ..channel import parse_headers
+from ..channel import Tls, parse_headers
+from ..cli import add_connection, tls_of
 from ..types import RerankError
-from .callers import Caller, HttpCaller, StreamCaller, UnaryCaller, http_base_url
+from .callers import Caller, HttpCaller, StreamCaller, UnaryCaller, http_base_url, http_client_settings
 from .corpus import Corpus
 from .plot import plot_sweep, plot_timeline
 from .progress import ProgressBar
@@ -76,7 +77,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="draw latency percentiles over time (with --sweep: latency against throughput)")
     p.add_argument("--sweep", action="store_true", help="run open-loop steps of rising rate up to --rate and mark where the server saturates")
     p.add_argument("--sweep-steps", type=int, default=6, help="steps of a sweep (default %(default)s)")
-    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="metadata sent with every request; may repeat")
+    add_connection(p)
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=run)
     return p
@@ -119,10 +120,10 @@ def _validate(args: argparse.Namespace) -> Workload:
     return Workload(corpus, documents, args.top_k, args.model, args.error_fraction)
 
 
-async def _preflight(targets: list[str], metadata: list[tuple[str, str]]) -> None:
+async def _preflight(targets: list[str], metadata: list[tuple[str, str]], token: str | None, tls: Tls | None) -> None:
     """Fail at once, with the reason, if a target is unreachable or not serving."""
     for target in targets:
-        async with AsyncRerankClient(target, timeout=5.0, metadata=metadata) as client:
+        async with AsyncRerankClient(target, timeout=5.0, metadata=metadata, token=token, tls=tls) as client:
             try:
                 status = await client.health()
             except RerankError as exc:
@@ -131,7 +132,7 @@ async def _preflight(targets: list[str], metadata: list[tuple[str, str]]) -> Non
             raise _fail(f"{target} reports {status}: its models are not loaded yet (see `rerank health --wait`)")
 
 
-async def _preflight_http(targets: list[str], metadata: list[tuple[str, str]]) -> None:
+async def _preflight_http(targets: list[str], metadata: list[tuple[str, str]], token: str | None, tls: Tls | None) -> None:
     """The HTTP API's /health of every target, before the run."""
     try:
         import httpx
@@ -139,7 +140,7 @@ async def _preflight_http(targets: list[str], metadata: list[tuple[str, str]]) -
         raise _fail("--protocol http needs httpx: pip install '.[http]' in the rerank-grpc checkout") from None
     for target in targets:
         try:
-            async with httpx.AsyncClient(base_url=http_base_url(target), timeout=5.0, headers=dict(metadata)) as http:
+            async with httpx.AsyncClient(base_url=http_base_url(target, tls), timeout=5.0, **http_client_settings(metadata, token, tls)) as http:
                 response = await http.get("/health")
         except httpx.HTTPError as exc:
             raise _fail(f"cannot reach {http_base_url(target)}: is rerank-server running there with --http-port? ({exc})") from None
@@ -171,15 +172,19 @@ async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int
     except ValueError as exc:
         raise _fail(str(exc)) from None
     caller: Caller
+    token, tls = args.token, tls_of(args)
     if args.protocol == "http":
-        await _preflight_http(args.target, metadata)
+        await _preflight_http(args.target, metadata, token, tls)
         try:
-            caller = HttpCaller(args.target, args.timeout, metadata)
+            caller = HttpCaller(args.target, args.timeout, metadata, token, tls)
         except ValueError as exc:
             raise _fail(str(exc)) from None
     else:
-        await _preflight(args.target, metadata)
-        caller = StreamCaller(args.target, args.timeout, metadata) if args.stream else UnaryCaller(args.target, args.timeout, metadata, args.retries)
+        await _preflight(args.target, metadata, token, tls)
+        if args.stream:
+            caller = StreamCaller(args.target, args.timeout, metadata, token, tls)
+        else:
+            caller = UnaryCaller(args.target, args.timeout, metadata, args.retries, token, tls)
     try:
         if args.sweep:
             steps: list[Report] = []

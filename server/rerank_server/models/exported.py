@@ -18,9 +18,9 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from .device import cpu_has_fast_bf16
 from .encoding import TextEncoder, pad
 from .network import Graph, GraphNetwork
 from .warmup import calibration_text
+
+if TYPE_CHECKING:
+    from .loading import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +45,47 @@ class BackendUnavailable(RuntimeError):
     """The runtime a backend needs is not installed; the message names the extra to install."""
 
 
-def import_runtime_early(backend: str) -> None:
-    """Import ``backend``'s runtime now, before gRPC starts its threads.
+def import_runtime_early(backend: str, specs: Sequence[ModelSpec] = (), device: str = "auto") -> None:
+    """Import OpenVINO now, before gRPC starts its threads, if a model may run on it.
 
-    ``import openvino`` forks a process that sends usage telemetry (unless the user opted out with
-    ``opt_in_out --opt_out``); a fork while gRPC's threads run is unsafe, and gRPC logs that it skipped
-    its fork handlers. Importing first keeps that fork single-threaded. A missing runtime is reported
-    when the model loads, with the extra to install.
+    ``import openvino`` starts a usage-telemetry sender that forks a process (unless the user opted out
+    with ``opt_in_out --opt_out``); a fork while gRPC's threads run is unsafe, and gRPC logs that it
+    skipped its fork handlers. Importing first keeps that fork ahead of gRPC. With ``--backend auto``
+    that is only when a cross-encoder will run on the CPU: serving only bi-encoders (the quick start) or
+    a GPU never imports it. A missing runtime is reported when the model loads, with the extra to install.
     """
-    if backend in ("openvino", "auto"):
+    if backend == "auto":
+        from .device import resolve_backend, resolve_device
+
+        try:
+            cpu = resolve_device(device) == "cpu"
+        except ValueError:
+            return  # the model load reports the bad --device
+        if not (cpu and any(_may_be_cross_encoder(spec) for spec in specs)):
+            return
+        backend = resolve_backend("auto", "cpu", cross_encoder=True)
+    if backend == "openvino":
         with contextlib.suppress(ImportError):
             import openvino  # noqa: F401
+
+
+def _may_be_cross_encoder(spec: ModelSpec) -> bool:
+    """Whether ``spec`` names a cross-encoder, as far as can be told without downloading anything."""
+    from .base import ModelKind
+    from .bundled import is_bundled
+    from .loading import detect_kind
+
+    if spec.kind is not None:
+        return spec.kind is ModelKind.CROSS_ENCODER
+    if is_bundled(spec.source):
+        return False
+    path = Path(spec.source).expanduser()
+    if not path.is_dir():
+        return True  # a hub id: most models served here are rerankers
+    try:
+        return detect_kind(path) is ModelKind.CROSS_ENCODER
+    except Exception:
+        return True
 
 
 def shipped_graph(directory: Path, backend: str) -> Path | None:

@@ -53,7 +53,7 @@ def test_compare_through_a_server_and_locally(cross_scorer: Any, bi_scorer: Any,
         assert main(["compare", "--target", running.target, "--format", "json"], out=out) == 0
         served = json.loads(out.getvalue())
         table = io.StringIO()
-        assert main(["compare", "--target", running.target, "--cross-model", "tiny-ce"], out=table) == 0
+        assert main(["compare", "--target", running.target, "--cross-encoder", "tiny-ce"], out=table) == 0
         md = io.StringIO()
         assert main(["compare", "--target", running.target, "--format", "markdown"], out=md) == 0
     assert served["cross_encoder"] == "tiny-ce" and len(served["queries"]) == 3
@@ -74,3 +74,26 @@ def test_compare_through_a_server_and_locally(cross_scorer: Any, bi_scorer: Any,
 def test_compare_needs_one_source() -> None:
     with pytest.raises(SystemExit, match="either --target"):
         main(["compare"])
+
+
+def test_compare_local_with_a_model_that_cannot_be_had_offline_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--local", "--cross-encoder", "nobody/no-such-reranker"])
+    message = str(info.value)
+    assert "\n" not in message and "--cross-encoder DIR" in message and "nobody/no-such-reranker" in message
+
+
+def test_compare_and_loadtest_take_the_connection_flags_rank_takes(cross_scorer: Any, bi_scorer: Any, tmp_path: Path) -> None:
+    """A server with a bearer token: compare and loadtest reach it with --token, as rank does."""
+    from rerank_server.config import SecurityConfig
+    from tests.processes import run_cli
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("sesame\n")
+    with ServerThread([cross_scorer, bi_scorer], security=SecurityConfig(auth_token_file=str(tokens))) as running:
+        assert main(["compare", "--target", running.target, "--token", "sesame"], out=io.StringIO()) == 0
+        with pytest.raises(SystemExit, match="UNAUTHENTICATED"):
+            main(["compare", "--target", running.target])
+        done = run_cli("rerank", "loadtest", "--target", running.target, "--token", "sesame", "--requests", "4", "--documents", "2", "--quiet")
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr

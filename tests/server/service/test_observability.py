@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -48,8 +49,12 @@ def test_json_request_logs_carry_the_request_id() -> None:
     with ServerProcess("--model", "all-MiniLM-L6-v2", "--log-format", "json", "--log-requests") as server:
         assert run_cli("rerank", "--target", server.target, "q", "d").returncode == 0
         assert server.terminate() == 0
-    entries = [json.loads(line) for line in server.output if line.startswith("{")]
-    assert entries, "no JSON log lines"
+    # Every line the server wrote is a JSON record: no progress bars, no plain ready line.
+    plain = [line for line in server.output if line.strip() and not line.startswith("{")]
+    assert not plain, plain
+    entries = [json.loads(line) for line in server.output if line.strip()]
+    assert any(e["message"].startswith("rerank-server ready on") for e in entries)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", e["time"]) for e in entries), entries[0]["time"]
     requests = [e for e in entries if e["logger"] == "rerank_server.requests"]
     assert len(requests) == 1
     assert requests[0]["method"] == "Rerank" and requests[0]["code"] == "OK" and requests[0]["pairs"] == 1

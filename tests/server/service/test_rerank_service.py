@@ -256,3 +256,16 @@ def test_malformed_bytes_get_invalid_argument_and_the_server_goes_on(server: Ser
             assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
             assert "not a valid Rerank message" in info.value.details()
     assert client.rerank(QUERY, DOCS[:2]).results
+
+
+def test_rerank_many_on_the_sync_client_streams_typed_results_and_errors(client: RerankClient) -> None:
+    requests = [(QUERY, DOCS[:3]), ("", DOCS[:2]), (QUERY, DOCS[:2])]
+    outcomes = dict(client.rerank_many(requests, top_k=1, normalization="sigmoid"))
+    assert set(outcomes) == {0, 1, 2}
+    bad = outcomes[1]
+    assert isinstance(bad, RerankError) and bad.code is grpc.StatusCode.INVALID_ARGUMENT
+    for position in (0, 2):
+        result = outcomes[position]
+        assert not isinstance(result, RerankError)
+        expected = client.rerank(*requests[position], top_k=1, normalization="sigmoid")
+        assert result.indices == expected.indices and 0.0 < result.results[0].score < 1.0

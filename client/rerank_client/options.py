@@ -1,0 +1,41 @@
+"""The options of one request, declared once: the sync client, the asyncio client and the CLI take them
+as keyword arguments typed by these dictionaries (``client.rerank(q, docs, top_k=3)``), and
+:mod:`rerank_client.convert` alone gives them their defaults and builds the message."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class ScoreOptions(TypedDict, total=False):
+    """Options of a Score request; every key may be left out.
+
+    Attributes:
+        model: the served model's name ("" or left out: the server's default model).
+        normalization: "raw" (the model's own scores, the default) or "sigmoid" (in (0, 1)).
+        error_on_truncation: refuse pairs longer than the model reads instead of truncating them.
+        request_id: echoed in the response and the server's request log.
+    """
+
+    model: str
+    normalization: str
+    error_on_truncation: bool
+    request_id: str
+
+
+class RerankOptions(ScoreOptions, total=False):
+    """Options of a Rerank request: those of :class:`ScoreOptions`, and
+
+    Attributes:
+        top_k: return only the best ``top_k`` documents (0 or left out: all).
+        return_documents: echo each document's text in its result.
+        windows: score documents longer than the model reads in overlapping windows.
+        window_overlap: tokens consecutive windows share (0: a quarter of a window).
+        aggregation: how window scores make a document's score: "max" (default), "mean" or "first".
+    """
+
+    top_k: int
+    return_documents: bool
+    windows: bool
+    window_overlap: int
+    aggregation: str
