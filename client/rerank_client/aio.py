@@ -92,7 +92,12 @@ class AsyncRerankClient:
     ) -> RerankResult:
         """Rank ``documents`` for ``query``, best first (see :meth:`RerankClient.rerank`)."""
         request = convert.rerank_request(query, documents, **options)
-        return convert.rerank_result(await self._call(self._stub.Rerank, request, timeout, metadata))
+        call = self._stub.Rerank(request, **self._options(timeout, metadata))
+        try:
+            response = await call
+            return convert.rerank_result(response, convert.attempts_of(await call.trailing_metadata()))
+        except grpc.RpcError as exc:
+            raise convert.as_error(exc, self.target) from exc
 
     async def score(
         self,

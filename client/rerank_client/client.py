@@ -102,7 +102,8 @@ class RerankClient:
         """Rank ``documents`` for ``query``, best first; ``options`` are :class:`~rerank_client.options.RerankOptions`
         (``top_k``, ``model``, ``normalization``, ``windows``, ...). ``timeout`` and ``metadata`` are this call's."""
         request = convert.rerank_request(query, documents, **options)
-        return convert.rerank_result(self._call(self._stub.Rerank, request, timeout, metadata))
+        response, call = self._call(self._stub.Rerank.with_call, request, timeout, metadata)
+        return convert.rerank_result(response, convert.attempts_of(call.trailing_metadata()))
 
     def score(
         self,

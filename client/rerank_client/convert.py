@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import grpc
 from typing_extensions import Unpack
@@ -22,8 +23,16 @@ from .types import (
 )
 
 NORMALIZATIONS = {"raw": pb.NORMALIZATION_RAW, "sigmoid": pb.NORMALIZATION_SIGMOID}
+PRIORITIES = {"interactive": pb.PRIORITY_INTERACTIVE, "bulk": pb.PRIORITY_BULK}
 AGGREGATIONS = {"max": pb.AGGREGATION_MAX, "mean": pb.AGGREGATION_MEAN, "first": pb.AGGREGATION_FIRST}
 _KINDS = {pb.MODEL_KIND_CROSS_ENCODER: "cross-encoder", pb.MODEL_KIND_BI_ENCODER: "bi-encoder"}
+
+
+def _priority(name: str) -> pb.Priority.ValueType:
+    try:
+        return PRIORITIES[name]
+    except KeyError:
+        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {name!r}") from None
 
 
 def _normalization(name: str) -> pb.Normalization.ValueType:
@@ -50,6 +59,7 @@ def rerank_request(query: str, documents: Sequence[str], **o: Unpack[RerankOptio
         error_on_truncation=o.get("error_on_truncation", False),
         request_id=o.get("request_id", ""),
         windowing=pb.Windowing(enabled=o.get("windows", False), overlap_tokens=o.get("window_overlap", 0), aggregation=AGGREGATIONS[aggregation]),
+        priority=_priority(o.get("priority", "interactive")),
     )
 
 
@@ -61,6 +71,7 @@ def score_request(pairs: Iterable[tuple[str, str]], **o: Unpack[ScoreOptions]) -
         normalization=_normalization(o.get("normalization", "raw")),
         error_on_truncation=o.get("error_on_truncation", False),
         request_id=o.get("request_id", ""),
+        priority=_priority(o.get("priority", "interactive")),
     )
 
 
@@ -88,7 +99,18 @@ def stream_result(msg: pb.RerankResponse) -> tuple[int, RerankResult | RerankErr
         return int(msg.request_id), exc
 
 
-def rerank_result(msg: pb.RerankResponse) -> RerankResult:
+ATTEMPT_KEY = "rerank-attempt"  # trailing metadata the server sets on the answer to a retried call
+
+
+def attempts_of(trailing_metadata: Iterable[tuple[str, Any]] | None) -> int:
+    """Which attempt of a call was answered (1 unless the client retried it)."""
+    for key, value in trailing_metadata or ():
+        if key == ATTEMPT_KEY and str(value).isdigit():
+            return int(value)
+    return 1
+
+
+def rerank_result(msg: pb.RerankResponse, attempts: int = 1) -> RerankResult:
     """A RerankResult from a response; a stream response carrying an error raises :class:`RerankError`."""
     if msg.HasField("error"):
         raise RerankError(status_code(msg.error.code), msg.error.message)
@@ -98,6 +120,7 @@ def rerank_result(msg: pb.RerankResponse) -> RerankResult:
         usage=_usage(msg.usage),
         timing=_timing(msg.timing),
         request_id=msg.request_id,
+        attempts=attempts,
     )
 
 

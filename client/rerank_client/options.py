@@ -15,12 +15,15 @@ class ScoreOptions(TypedDict, total=False):
         normalization: "raw" (the model's own scores, the default) or "sigmoid" (in (0, 1)).
         error_on_truncation: refuse pairs longer than the model reads instead of truncating them.
         request_id: echoed in the response and the server's request log.
+        priority: "interactive" (the default: someone waits) or "bulk" (goes after interactive work,
+            keeps a share of the model, never waits past the server's bound).
     """
 
     model: str
     normalization: str
     error_on_truncation: bool
     request_id: str
+    priority: str
 
 
 class RerankOptions(ScoreOptions, total=False):

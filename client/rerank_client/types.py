@@ -46,6 +46,7 @@ class RerankResult:
     usage: Usage
     timing: Timing
     request_id: str
+    attempts: int = 1  # more than 1: the client retried the call (UNAVAILABLE) before this answer
 
     @property
     def indices(self) -> list[int]:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .batching import STRATEGIES, BatchPolicy
+from .batching import STRATEGIES, BatchPolicy, FairShare
 from .models.bundled import BUNDLED_NAME
 from .models.device import BACKENDS, PRECISIONS
 from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
@@ -56,6 +56,8 @@ class BatchingConfig:
     pipeline_depth: int = 2  # batches in the collate / forward / fetch stages at once
     call_overhead: bool = False  # see DeviceBatching
     max_queue_s: float | None = None  # queued work at most, in seconds of the model's measured speed (None: no bound)
+    share: FairShare = field(default_factory=FairShare)  # how priorities share the device
+    tenant_queue_share: float = 1.0  # the most of the queue one named caller may hold
 
     def max_queued_tokens(self, tokens_per_s: float | None) -> int | None:
         """The queue's bound in tokens for a model scoring ``tokens_per_s`` (None: unbounded)."""
@@ -171,6 +173,7 @@ class ServerConfig:
     max_request_time_s: float | None = None
     max_concurrent_rpcs: int | None = None
     stream_window: int = 64  # requests of one RerankStream read and not yet answered, at most
+    tenant_header: str = "x-rerank-tenant"  # the metadata that names a caller
     settle_s: float = 1.0  # at shutdown, once idle: how long new calls still get UNAVAILABLE before the port closes
     security: SecurityConfig = field(default_factory=lambda: SecurityConfig())
     connections: ConnectionConfig = field(default_factory=lambda: ConnectionConfig())
@@ -409,6 +412,35 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     batching.add_argument(
+        "--bulk-share",
+        type=float,
+        default=FairShare.bulk_share,
+        help="share of the model's pairs bulk-priority work keeps while interactive work waits too (default %(default)s)",
+    )
+    batching.add_argument(
+        "--bulk-max-wait",
+        type=float,
+        default=FairShare.bulk_max_wait_s,
+        help="seconds after which a waiting bulk request is served as if interactive: the bound on its wait (default %(default)s)",
+    )
+    batching.add_argument(
+        "--tenant-queue-share",
+        type=float,
+        default=0.5,
+        help=(
+            "the most of the queue (pairs, and queued work) one named caller may hold, so that one caller's flood "
+            "leaves room for the others; callers are named by --tenant-header or their token's name (default %(default)s)"
+        ),
+    )
+    batching.add_argument(
+        "--tenant-header",
+        default=d.tenant_header,
+        help=(
+            "request metadata (HTTP header) that names the caller, for fair turns and its share of the queue; with named "
+            "tokens in --auth-token-file (NAME:TOKEN lines) the token's name is the caller instead (default %(default)s)"
+        ),
+    )
+    batching.add_argument(
         "--batching",
         default=b.strategy,
         choices=BATCHING_STRATEGIES,
@@ -475,6 +507,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
             strategy=args.batching,
             pipeline_depth=args.pipeline_depth,
             max_queue_s=args.max_queue_seconds or None,
+            share=FairShare(args.bulk_share, args.bulk_max_wait),
+            tenant_queue_share=args.tenant_queue_share,
         )
         batching.policy()  # validates the limits
     except ValueError as exc:
@@ -482,6 +516,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         parser.error(f"--model names must be unique, got {names}")
+    if not 0.0 < args.tenant_queue_share <= 1.0:
+        parser.error(f"--tenant-queue-share must be more than 0 and at most 1, got {args.tenant_queue_share}")
     if args.tokenizer_threads is not None and args.tokenizer_threads < 1:
         parser.error(f"--tokenizer-threads must be at least 1, got {args.tokenizer_threads}")
     limits = (
@@ -531,6 +567,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         ),
         settle_s=args.settle,
         stream_window=args.stream_window,
+        tenant_header=args.tenant_header.lower(),
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         http_port=None if args.http_port < 0 else args.http_port,
     )

@@ -30,9 +30,12 @@ class BackgroundServer:
         max_message_bytes: int = 4 * 1024 * 1024,
         ready: bool = True,
         port: int = 0,
+        tokens_per_s: float | None = None,
         **settings: Any,
     ) -> None:
-        """``settings`` are further :class:`ServerConfig` fields (security, max_request_time_s, ...)."""
+        """``settings`` are further :class:`ServerConfig` fields (security, max_request_time_s, ...);
+        ``tokens_per_s`` stands for the speed rerank-server measures at start-up (queue bound in seconds,
+        deadline admission)."""
         self.scorers = list(scorers)
         self.batching = batching or BatchingConfig(max_wait_ms=2.0)
         settings.setdefault("settle_s", 0.0)  # nothing re-resolves an embedded server: stop at once
@@ -46,6 +49,7 @@ class BackgroundServer:
             **settings,
         )
         self.ready = ready
+        self.tokens_per_s = tokens_per_s
         self.server: RerankServer | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="rerank-server", daemon=True)
@@ -76,7 +80,7 @@ class BackgroundServer:
         server = RerankServer(self.config)
         await server.start()
         for scorer in self.scorers:
-            server.serve(scorer)
+            server.serve(scorer, self.tokens_per_s)
         if self.ready:
             await server.mark_ready()
         return server

@@ -52,6 +52,29 @@ sigmoid of the cosine similarity.
 """
 Global___Normalization: _TypeAlias = Normalization  # noqa: Y015
 
+class _Priority:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PriorityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Priority.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PRIORITY_UNSPECIFIED: _Priority.ValueType  # 0
+    """interactive"""
+    PRIORITY_INTERACTIVE: _Priority.ValueType  # 1
+    """someone waits for the answer"""
+    PRIORITY_BULK: _Priority.ValueType  # 2
+    """re-scoring, evaluation, backfills"""
+
+class Priority(_Priority, metaclass=_PriorityEnumTypeWrapper): ...
+
+PRIORITY_UNSPECIFIED: Priority.ValueType  # 0
+"""interactive"""
+PRIORITY_INTERACTIVE: Priority.ValueType  # 1
+"""someone waits for the answer"""
+PRIORITY_BULK: Priority.ValueType  # 2
+"""re-scoring, evaluation, backfills"""
+Global___Priority: _TypeAlias = Priority  # noqa: Y015
+
 class _Aggregation:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -110,6 +133,7 @@ class RerankRequest(_message.Message):
     ERROR_ON_TRUNCATION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     WINDOWING_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     top_k: _builtins.int
     """How many results to return, best first; 0 returns all of them."""
@@ -127,6 +151,10 @@ class RerankRequest(_message.Message):
     """Echoed in the response. On RerankStream it matches responses to requests;
     an empty one there is replaced by the request's position in the stream
     ("#0", "#1", ...).
+    """
+    priority: Global___Priority.ValueType
+    """How urgently the answer is wanted. Unset is interactive; bulk work goes after interactive work but
+    keeps a share of the model and never waits past a bound (see the README, Mixed traffic).
     """
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -148,10 +176,11 @@ class RerankRequest(_message.Message):
         error_on_truncation: _builtins.bool = ...,
         request_id: _builtins.str = ...,
         windowing: Global___Windowing | None = ...,
+        priority: Global___Priority.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["windowing", b"windowing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k", "windowing", b"windowing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "priority", b"priority", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k", "windowing", b"windowing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -394,11 +423,13 @@ class ScoreRequest(_message.Message):
     NORMALIZATION_FIELD_NUMBER: _builtins.int
     ERROR_ON_TRUNCATION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model to use; empty picks the default."""
     normalization: Global___Normalization.ValueType
     error_on_truncation: _builtins.bool
     request_id: _builtins.str
+    priority: Global___Priority.ValueType
     @_builtins.property
     def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pair]: ...
     def __init__(
@@ -409,10 +440,11 @@ class ScoreRequest(_message.Message):
         normalization: Global___Normalization.ValueType = ...,
         error_on_truncation: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        priority: Global___Priority.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "pairs", b"pairs", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "pairs", b"pairs", "priority", b"priority", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,6 +29,7 @@ class Sample:
     pairs: int
     queue_ms: float = 0.0
     inference_ms: float = 0.0
+    attempts: int = 1  # more than 1: the client's retry policy sent it again before this answer
 
 
 class Caller(Protocol):
@@ -48,7 +49,7 @@ def _failed(started: float, t0: float, spec: RequestSpec, code: grpc.StatusCode)
 
 
 def _request(spec: RequestSpec, request_id: str = "") -> pb.RerankRequest:
-    return convert.rerank_request(spec.query, spec.documents, top_k=spec.top_k, model=spec.model, request_id=request_id)
+    return convert.rerank_request(spec.query, spec.documents, top_k=spec.top_k, model=spec.model, request_id=request_id, priority=spec.priority)
 
 
 class UnaryCaller:
@@ -71,7 +72,7 @@ class UnaryCaller:
         client = self._client
         t0 = time.perf_counter()
         try:
-            result = await client.rerank(spec.query, spec.documents, top_k=spec.top_k, model=spec.model)
+            result = await client.rerank(spec.query, spec.documents, top_k=spec.top_k, model=spec.model, priority=spec.priority)
         except RerankError as exc:
             return _failed(started, t0, spec, exc.code)
         return Sample(
@@ -81,6 +82,7 @@ class UnaryCaller:
             result.usage.pairs,
             result.timing.queue_ms,
             result.timing.inference_ms,
+            result.attempts,
         )
 
     async def aclose(self) -> None:
@@ -225,6 +227,8 @@ class HttpCaller:
             body["top_n"] = spec.top_k
         if spec.model:
             body["model"] = spec.model
+        if spec.priority != "interactive":
+            body["priority"] = spec.priority
         t0 = time.perf_counter()
         try:
             response = await next(self._next).post("/v1/rerank", json=body)

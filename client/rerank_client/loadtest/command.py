@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import asdict, replace
 from typing import Any, TextIO
 
-from ..version import add_version
 from ..aio import AsyncRerankClient
 from ..channel import Tls, parse_headers
 from ..cli import add_connection, tls_of
 from ..types import RerankError
+from ..version import add_version
 from .callers import Caller, HttpCaller, StreamCaller, UnaryCaller, http_base_url, http_client_settings
 from .corpus import Corpus
 from .plot import plot_sweep, plot_timeline
@@ -20,6 +21,7 @@ from .progress import ProgressBar
 from .report import Report, build_report, render
 from .runner import RequestPool, RunResult, closed_loop, open_loop
 from .sweep import saturation_step, sweep_rates
+from .traffic import TENANT_HEADER, TrafficClass, parse_traffic
 from .workload import Workload, parse_range
 
 
@@ -38,7 +40,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
             "examples:\n"
             "  rerank loadtest --target 127.0.0.1:50051 --concurrency 16 --duration 30\n"
             "  rerank loadtest --target a:50051 --target b:50051 --rate 40 --duration 60 --plot latency.png\n"
-            "  rerank loadtest --target 127.0.0.1:50051 --sweep --rate 60 --duration 10 --plot sweep.png --json sweep.json"
+            "  rerank loadtest --target 127.0.0.1:50051 --sweep --rate 60 --duration 10 --plot sweep.png --json sweep.json\n"
+            "  rerank loadtest --target 127.0.0.1:50051 --duration 30 --traffic users:rate=2,documents=10-20,timeout=2 \\\n"
+            "      --traffic backfill:concurrency=16,documents=50-100,priority=bulk,tenant=etl"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,6 +79,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed for requests and arrivals (default %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write the whole report as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw latency percentiles over time (with --sweep: latency against throughput)")
+    p.add_argument(
+        "--traffic",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help=(
+            "a class of traffic to run at the same time as the others (repeat), reported apart: keys concurrency=N or "
+            "rate=R, documents=LOW-HIGH, priority=interactive|bulk, tenant=NAME (sent as x-rerank-tenant), timeout=SECONDS; "
+            "e.g. --traffic users:rate=4,documents=5-20,timeout=1 --traffic backfill:concurrency=16,priority=bulk,tenant=etl"
+        ),
+    )
     p.add_argument("--sweep", action="store_true", help="run open-loop steps of rising rate up to --rate and mark where the server saturates")
     p.add_argument("--sweep-steps", type=int, default=6, help="steps of a sweep (default %(default)s)")
     add_connection(p)
@@ -106,6 +121,13 @@ def _validate(args: argparse.Namespace) -> Workload:
         pyplot()  # exits with the install hint where matplotlib is missing
     if args.stream and args.protocol == "http":
         raise _fail("--stream is a gRPC stream; leave it out with --protocol http")
+    if args.traffic:
+        if args.sweep or args.stream or args.rate is not None or args.concurrency is not None:
+            raise _fail("--traffic classes set their own load: leave out --rate, --concurrency, --sweep and --stream")
+        try:
+            [parse_traffic(t) for t in args.traffic]
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
     if args.retries < 0:
         raise _fail(f"--retries must be 0 or more, got {args.retries}")
     if not 0.0 <= args.error_fraction <= 1.0:
@@ -175,12 +197,16 @@ async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int
     token, tls = args.token, tls_of(args)
     if args.protocol == "http":
         await _preflight_http(args.target, metadata, token, tls)
+    else:
+        await _preflight(args.target, metadata, token, tls)
+    if args.traffic:
+        return await _run_traffic(args, workload, metadata, token, tls, out)
+    if args.protocol == "http":
         try:
             caller = HttpCaller(args.target, args.timeout, metadata, token, tls)
         except ValueError as exc:
             raise _fail(str(exc)) from None
     else:
-        await _preflight(args.target, metadata, token, tls)
         if args.stream:
             caller = StreamCaller(args.target, args.timeout, metadata, token, tls)
         else:
@@ -215,6 +241,48 @@ async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int
         return 0
     finally:
         await caller.aclose()
+
+
+async def _run_traffic(args: argparse.Namespace, base: Workload, metadata: list[tuple[str, str]], token: str | None, tls: Tls | None, out: TextIO) -> int:
+    """Every --traffic class at once, each with its own caller (its tenant header), reported apart."""
+    classes = [parse_traffic(t) for t in args.traffic]
+
+    def caller_for(traffic: TrafficClass) -> Caller:
+        meta = [*metadata, *([(TENANT_HEADER, traffic.tenant)] if traffic.tenant else [])]
+        timeout = traffic.timeout or args.timeout
+        if args.protocol == "http":
+            return HttpCaller(args.target, timeout, meta, token, tls)
+        return UnaryCaller(args.target, timeout, meta, args.retries, token, tls)
+
+    try:
+        callers = [caller_for(t) for t in classes]
+    except ValueError as exc:  # --protocol http without httpx
+        raise _fail(str(exc)) from None
+
+    async def one(index: int, traffic: TrafficClass, caller: Caller) -> RunResult:
+        workload = replace(base, documents=traffic.documents, priority=traffic.priority, error_fraction=0.0)
+        pool = RequestPool(workload, args.seed + index)
+        if traffic.rate is not None:
+            drain = (traffic.timeout or args.timeout) if args.drain is None else args.drain
+            return await open_loop(caller, pool.next, rate=traffic.rate, duration=args.duration, requests=args.requests, drain_s=drain, seed=args.seed + index)
+        assert traffic.concurrency is not None
+        return await closed_loop(caller, pool.next, concurrency=traffic.concurrency, duration=args.duration, requests=args.requests)
+
+    try:
+        runs = await asyncio.gather(*(one(i, t, c) for i, (t, c) in enumerate(zip(classes, callers))))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in callers))
+    reports = {t.name: build_report(run, args.target) for t, run in zip(classes, runs)}
+    for traffic in classes:
+        out.write(f"== {traffic.name}: {traffic.priority}, caller {traffic.tenant or '-'} ==\n{render(reports[traffic.name])}\n\n")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"classes": {t.name: {"traffic": asdict(t), **reports[t.name].to_dict()} for t in classes}}, handle, indent=2)
+    if args.plot:
+        stem, dot, suffix = args.plot.rpartition(".")
+        for traffic in classes:
+            plot_timeline(reports[traffic.name], f"{stem}-{traffic.name}.{suffix}" if dot else f"{args.plot}-{traffic.name}")
+    return 0
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:

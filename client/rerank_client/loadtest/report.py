@@ -66,6 +66,7 @@ class Report:
     server_queue_ms: dict[str, float]
     server_inference_ms: dict[str, float]
     timeline: list[Window]
+    retried: int = 0  # answered calls the client had to retry (another replica took them)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
@@ -117,6 +118,7 @@ def build_report(run: RunResult, targets: Sequence[str]) -> Report:
         sent=run.sent,
         completed=len(run.samples),
         unfinished=run.unfinished,
+        retried=sum(1 for s in ok if s.attempts > 1),
         ok=len(ok),
         by_code=dict(sorted(Counter(s.code for s in run.samples).items())),
         duration_s=run.wall_s,
@@ -140,7 +142,8 @@ def render(report: Report) -> str:
     lines = [
         f"{shape} against {', '.join(report.targets)} for {report.duration_s:.1f}s",
         f"requests: {report.sent} sent, {report.completed} answered ({codes})"
-        + (f", {report.unfinished} unfinished" if report.unfinished else ""),
+        + (f", {report.unfinished} unfinished" if report.unfinished else "")
+        + (f", {report.retried} answered after a retry" if report.retried else ""),
         f"throughput: {report.requests_per_s:.1f} req/s, {report.pairs_per_s:.0f} pairs/s",
         "latency ms: " + "  ".join(f"{k} {v:.1f}" for k, v in lat.items() if k != "mean"),
         f"server ms (p50): queue {q['p50']:.1f}, inference {inf['p50']:.1f}"

@@ -17,6 +17,7 @@ class RequestSpec:
     top_k: int
     model: str
     invalid: bool
+    priority: str = "interactive"
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -42,6 +43,7 @@ class Workload:
     error_fraction: float = 0.0
     min_tokens: int = 20
     max_tokens: int = 400
+    priority: str = "interactive"
 
     def draw(self, rng: random.Random) -> RequestSpec:
         """The next request."""
@@ -49,4 +51,4 @@ class Workload:
         docs = [self.corpus.document(rng, self.min_tokens, self.max_tokens) for _ in range(count)]
         invalid = rng.random() < self.error_fraction
         query = "" if invalid else self.corpus.query(rng)
-        return RequestSpec(query, docs, self.top_k, self.model, invalid)
+        return RequestSpec(query, docs, self.top_k, self.model, invalid, self.priority)

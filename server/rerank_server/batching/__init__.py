@@ -9,6 +9,7 @@ caller back its own results in its own order. :func:`create_batcher` picks the s
 from .batcher import BatcherStats, Completed, MicroBatcher
 from .errors import BatcherClosed, BatchingError, DeadlineExceeded, QueueFull
 from .policy import BatchPolicy
+from .scheduling import FairShare, Priority, Scheduler
 from .stages import BatchStages
 from .strategies import STRATEGIES, Batcher, create_batcher
 
@@ -22,7 +23,10 @@ __all__ = [
     "BatchingError",
     "Completed",
     "DeadlineExceeded",
+    "FairShare",
     "MicroBatcher",
+    "Priority",
     "QueueFull",
+    "Scheduler",
     "create_batcher",
 ]

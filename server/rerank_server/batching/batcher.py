@@ -8,12 +8,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .errors import BatcherClosed, DeadlineExceeded, QueueFull
+from .errors import BatcherClosed, DeadlineExceeded, QueueFull, WouldMissDeadline
 from .policy import BatchPolicy
 from .queue import WorkQueue
+from .scheduling import FairShare, Scheduler
 from .stages import BatchStages, as_stages
 from .ticket import Ticket, WorkItem, set_exception_if_pending, set_result_if_pending
 
@@ -73,6 +75,11 @@ class BatcherStats:
     rejected_submissions: int = 0
     dropped_cancelled: int = 0
     dropped_expired: int = 0
+    # By (priority, tenant): pairs the model scored, submissions refused, and queue waits (seconds summed).
+    served_pairs: Counter[tuple[int, str]] = field(default_factory=Counter)
+    refused: Counter[tuple[int, str]] = field(default_factory=Counter)
+    queue_wait_s: defaultdict[tuple[int, str], float] = field(default_factory=lambda: defaultdict(float))
+    queue_waits: Counter[tuple[int, str]] = field(default_factory=Counter)
 
 
 class MicroBatcher(Generic[P, R]):
@@ -108,6 +115,9 @@ class MicroBatcher(Generic[P, R]):
         on_batch: Callable[[BatchRecord], None] | None = None,
         pipeline_depth: int = 2,
         max_queued_cost: int | None = None,
+        share: FairShare | None = None,
+        tenant_share: float = 1.0,
+        tokens_per_s: float | None = None,
     ) -> None:
         if pipeline_depth < 1:
             raise ValueError(f"pipeline_depth must be at least 1, got {pipeline_depth}")
@@ -116,7 +126,9 @@ class MicroBatcher(Generic[P, R]):
         self.stats = BatcherStats()
         self.pipeline_depth = pipeline_depth
         self._stages = as_stages(model)
-        self._queue = WorkQueue(max_queued, max_queued_cost)
+        self._queue = WorkQueue(max_queued, max_queued_cost, tenant_share)
+        self._scheduler = Scheduler(share)
+        self.tokens_per_s = tokens_per_s  # the model's measured speed: how long queued work takes
         self._clock = clock
         self.on_batch = on_batch  # called with a BatchRecord after every model call (metrics)
         self._live: dict[Ticket[Any], list[WorkItem[P]]] = {}
@@ -140,14 +152,21 @@ class MicroBatcher(Generic[P, R]):
         """Most items that may wait at once."""
         return self._queue.capacity
 
-    def check_room(self, count: int) -> None:
-        """Raise :class:`QueueFull` now if ``count`` items would not fit (or the queued work is already at
-        its bound): lets a caller refuse a request before spending work (tokenizing) on it.
-        :meth:`submit` checks again, with the items' costs, when it queues."""
+    def check_room(self, count: int, deadline: float | None = None, priority: int = 0, tenant: str = "") -> None:
+        """Refuse now what would be refused later, before a caller spends work (tokenizing) on it:
+        :class:`QueueFull` if ``count`` items would not fit (or the queued work is at its bound), and
+        :class:`WouldMissDeadline` if the work queued ahead of a ``priority`` request, at the model's
+        measured speed, outlasts its ``deadline``. :meth:`submit` checks room again, with the costs."""
         try:
-            self._queue.check_room(count, cost=1)
-        except QueueFull:
+            self._queue.check_room(count, cost=1, tenant=tenant)
+            if deadline is not None and self.tokens_per_s:
+                wait = self._queue.cost_ahead(priority) / self.tokens_per_s
+                left = deadline - self._clock()
+                if wait > left:
+                    raise WouldMissDeadline(wait, left)
+        except (QueueFull, WouldMissDeadline):
             self.stats.rejected_submissions += 1
+            self.stats.refused[(priority, tenant)] += 1
             raise
 
     def start(self) -> None:
@@ -155,13 +174,18 @@ class MicroBatcher(Generic[P, R]):
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
 
-    async def submit(self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None) -> Completed[R]:
+    async def submit(
+        self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None, priority: int = 0, tenant: str = ""
+    ) -> Completed[R]:
         """Queue ``payloads`` (with their token ``costs``) and wait for their results.
 
         Args:
             payloads: the work items, e.g. (query, document) pairs.
             costs: tokens each payload costs the model; used for the token budget and length grouping.
-            deadline: a time on this batcher's clock after which the results are no longer wanted.
+            deadline: a time on this batcher's clock after which the results are no longer wanted; also
+                the order within a caller's requests (earliest first).
+            priority: :class:`Priority`; lower goes first (see :class:`Scheduler`).
+            tenant: the caller, for fair turns and its share of the queue ("": not said).
 
         Raises:
             QueueFull: the queue has no room for all of them; nothing was queued.
@@ -178,7 +202,7 @@ class MicroBatcher(Generic[P, R]):
         self.start()
         now = self._clock()
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
-        ticket: Ticket[R] = Ticket(size=len(payloads), future=future, deadline=deadline, enqueued_at=now)
+        ticket: Ticket[R] = Ticket(size=len(payloads), future=future, deadline=deadline, enqueued_at=now, priority=priority, tenant=tenant)
         items = [
             WorkItem(payload=payload, cost=max(1, int(cost)), ticket=ticket, index=i, arrived=now)
             for i, (payload, cost) in enumerate(zip(payloads, costs))
@@ -187,6 +211,7 @@ class MicroBatcher(Generic[P, R]):
             self._queue.put(items)
         except Exception:
             self.stats.rejected_submissions += 1
+            self.stats.refused[(priority, tenant)] += 1
             raise
         self._live[ticket] = items
         self.stats.submissions += 1
@@ -277,7 +302,7 @@ class MicroBatcher(Generic[P, R]):
         while True:
             await self._wait_for_batch()
             self._drop_expired(self._clock())
-            batch = self._queue.take_batch(self.policy)
+            batch = self._queue.take_batch(self.policy, self._scheduler, self._clock())
             if not batch:
                 if self._closing:
                     if self._in_flight:
@@ -297,8 +322,12 @@ class MicroBatcher(Generic[P, R]):
     async def _run_batch(self, batch: list[WorkItem[P]]) -> None:
         started = self._clock()
         for item in batch:
-            if item.ticket.started_at is None:
-                item.ticket.started_at = started
+            ticket = item.ticket
+            if ticket.started_at is None:
+                ticket.started_at = started
+                group = (ticket.priority, ticket.tenant)
+                self.stats.queue_wait_s[group] += started - ticket.enqueued_at
+                self.stats.queue_waits[group] += 1
         outcomes = await self._process_isolating(batch)
         finished = self._clock()
         failed = any(isinstance(o, _Failure) for o in outcomes)
@@ -354,6 +383,8 @@ class MicroBatcher(Generic[P, R]):
     def _record(self, batch: list[WorkItem[P]], duration: float, failed: bool) -> None:
         tokens = sum(item.cost for item in batch)
         padded = len(batch) * max(item.cost for item in batch)
+        for item in batch:
+            self.stats.served_pairs[(item.ticket.priority, item.ticket.tenant)] += 1
         self.stats.batches += 1
         self.stats.batched_items += len(batch)
         self.stats.batch_tokens += tokens

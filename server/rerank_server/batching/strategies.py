@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from .batcher import BatcherStats, BatchRecord, Completed, MicroBatcher
 from .policy import BatchPolicy
+from .scheduling import FairShare
 from .stages import BatchStages
 from .unbatched import PerRequestRunner
 
@@ -34,11 +35,13 @@ class Batcher(Protocol):
         """Start serving on the running event loop."""
         ...
 
-    def check_room(self, count: int) -> None:
-        """Raise QueueFull now if ``count`` more items would not fit."""
+    def check_room(self, count: int, deadline: float | None = None, priority: int = 0, tenant: str = "") -> None:
+        """Refuse now (QueueFull, WouldMissDeadline) what could not be taken on."""
         ...
 
-    async def submit(self, payloads: Sequence[Any], costs: Sequence[int], deadline: float | None = None) -> Completed[Any]:
+    async def submit(
+        self, payloads: Sequence[Any], costs: Sequence[int], deadline: float | None = None, priority: int = 0, tenant: str = ""
+    ) -> Completed[Any]:
         """Queue ``payloads`` and wait for their results."""
         ...
 
@@ -56,13 +59,29 @@ def create_batcher(
     name: str,
     pipeline_depth: int = 2,
     max_queued_cost: int | None = None,
+    share: FairShare | None = None,
+    tenant_share: float = 1.0,
+    tokens_per_s: float | None = None,
 ) -> Batcher:
     """A batcher for ``strategy``: ``length`` (length-grouped, token-budgeted batches: what to serve with),
     ``arrival`` (first come first batched, by count only) or ``none`` (one model call per request). The
     last two are the baselines benchmarks compare against; ``policy`` is assumed to match ``strategy``.
-    ``max_queued_cost`` bounds the queued work in tokens (the length strategies; see :class:`WorkQueue`)."""
+    The rest configure the batched strategies: ``max_queued_cost`` bounds the queued work in tokens,
+    ``share`` splits the device between priorities, ``tenant_share`` is the most of the queue one named
+    caller may hold, and ``tokens_per_s`` (the model's measured speed) refuses deadlines the queue would
+    outlast."""
     if strategy not in STRATEGIES:
         raise ValueError(f"batching strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if strategy == "none":
         return PerRequestRunner(model, max_queued=max_queued, name=name)
-    return MicroBatcher(model, policy, max_queued=max_queued, name=name, pipeline_depth=pipeline_depth, max_queued_cost=max_queued_cost)
+    return MicroBatcher(
+        model,
+        policy,
+        max_queued=max_queued,
+        name=name,
+        pipeline_depth=pipeline_depth,
+        max_queued_cost=max_queued_cost,
+        share=share,
+        tenant_share=tenant_share,
+        tokens_per_s=tokens_per_s,
+    )

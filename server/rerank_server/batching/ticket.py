@@ -33,6 +33,8 @@ class Ticket(Generic[R]):
     future: asyncio.Future[list[R]]
     deadline: float | None
     enqueued_at: float
+    priority: int = 0  # Priority: lower goes first
+    tenant: str = ""  # the caller, for fair turns ("" for callers that do not say)
     results: list[R | None] = field(init=False)
     remaining: int = field(init=False)
     started_at: float | None = None  # when the model first started on one of its items

@@ -41,13 +41,16 @@ class PerRequestRunner(Generic[P, R]):
     def start(self) -> None:
         """Nothing to start: each call runs on submission."""
 
-    def check_room(self, count: int) -> None:
-        """Raise :class:`QueueFull` now if ``count`` more items would not fit."""
+    def check_room(self, count: int, deadline: float | None = None, priority: int = 0, tenant: str = "") -> None:
+        """Raise :class:`QueueFull` now if ``count`` more items would not fit (one model call per request:
+        priorities, callers and deadlines play no part in this baseline)."""
         if self._queued + count > self.capacity:
             self.stats.rejected_submissions += 1
             raise QueueFull(count, self.capacity - self._queued, self.capacity)
 
-    async def submit(self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None) -> Completed[R]:
+    async def submit(
+        self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None, priority: int = 0, tenant: str = ""
+    ) -> Completed[R]:
         """Run ``payloads`` as one model call once the calls before it are done."""
         if self._closing:
             raise BatcherClosed(f"model {self.name!r} is shutting down")

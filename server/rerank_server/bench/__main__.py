@@ -73,6 +73,49 @@ def _progress(quiet: bool) -> Callable[[str], Callable[[], None]]:
     return step
 
 
+def mixed_traffic(target: str, capacity: float, batch_pairs: int, duration: float, seed: int) -> dict[str, Any]:
+    """Issue 14's comparisons on a running server whose capacity (pairs/s) is known: rows and figures."""
+    from .measure import TrafficRun, drive_classes
+
+    ten, twenty = requests(64, (10, 10), seed=seed + 5), requests(64, (20, 20), seed=seed + 6)
+    users = TrafficRun("interactive", ten, 0.2 * capacity / 10)
+    idle = drive_classes(target, [users], duration, seed)["interactive"][0]
+    flood = drive_classes(target, [users, TrafficRun("bulk", twenty, 2 * capacity / 20, "bulk")], duration, seed)
+    busy, bulk = flood["interactive"][0], flood["bulk"][0]
+    batch_ms = 1000.0 * batch_pairs / capacity  # one full batch on the device, which nothing preempts
+    bound = 2 * idle.latency_ms["p99"] + batch_ms
+    leftover = max(capacity - busy.pairs_per_s, 1e-9)
+    # Two callers of one priority, one at five times the other's rate; the slower asks for 60% of the
+    # capacity on its own, so both stay backlogged (a caller asking for less than half gets all it asks).
+    slow_rate = 0.6 * capacity / 10
+    callers = drive_classes(target, [TrafficRun("a", ten, 5 * slow_rate, tenant="a"), TrafficRun("b", ten, slow_rate, tenant="b")], duration, seed)
+    served = {name: report.pairs_per_s for name, (report, _) in callers.items()}
+    share = min(served.values()) / max(sum(served.values()), 1e-9)
+    # Requests whose deadline the queue would outlast, flooding beside ordinary traffic.
+    alone = drive_classes(target, [TrafficRun("steady", ten, 0.7 * capacity / 10)], duration, seed)["steady"][0]
+    short = drive_classes(target, [TrafficRun("steady", ten, 0.7 * capacity / 10), TrafficRun("short", ten, 50.0, timeout=0.002)], duration, seed)
+    refusals = sorted(s.latency * 1000.0 for s in short["short"][1].samples if s.code == "DEADLINE_EXCEEDED")
+    figures = {
+        "capacity_pairs_per_s": round(capacity, 1),
+        "interactive_p99_idle_ms": round(idle.latency_ms["p99"], 1),
+        "interactive_p99_under_bulk_flood_ms": round(busy.latency_ms["p99"], 1),
+        "one_batch_ms": round(batch_ms, 1),
+        "bulk_pairs_per_s": round(bulk.pairs_per_s, 1),
+        "bulk_by_code": bulk.by_code,
+        "bulk_latency_max_ms": round(bulk.latency_ms.get("max", 0.0), 1),
+        "tenant_pairs_per_s": {k: round(v, 1) for k, v in served.items()},
+        "short_deadline_refusal_ms_p50": round(refusals[len(refusals) // 2], 2) if refusals else None,
+        "short_deadline_by_code": short["short"][0].by_code,
+    }
+    rows = [
+        Row("9a. interactive p99 under a bulk flood at 2x capacity: its bound (2x idle p99 + one batch) over it", "2x idle p99 + one batch", "p99 under the flood", "ms", bound, busy.latency_ms["p99"], 1.0),
+        Row("9b. bulk work under interactive traffic at 20%: served vs the capacity left over", "bulk served", "capacity left", "pairs/s", bulk.pairs_per_s, leftover, 0.8),
+        Row("9c. two callers at 5:1 rates (0.6x and 3x capacity): the smaller share of served pairs vs half", "smaller share", "half", "share", share, 0.5, 0.9),
+        Row("9d. throughput beside a flood of too-short deadlines vs alone", "with the flood", "alone", "pairs/s", short["steady"][0].pairs_per_s, alone.pairs_per_s, 0.95),
+    ]
+    return {"rows": rows, "figures": figures}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run every comparison; returns the JSON document (also written to --out)."""
     import torch
@@ -292,6 +335,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not cuda and fastest_safe != "torch float32":
         tp = precisions[fastest_safe]
         rows.append(Row("1b. server vs in-process at the same precision", label, f"in-process {fastest_safe}", "pairs/s", best_server.pairs_per_s, tp["pairs_per_s"], 0.95))
+
+    # 9. Mixed traffic, on that server's settings: priorities, callers, short deadlines (issue 14's goals).
+    done = step("server: mixed traffic (bulk flood, two callers, short deadlines)")
+    with running_server(model_dir, "--device", device, "--backend", best_backend, "--dtype", best_dtype, *limits) as target:
+        mixed = mixed_traffic(target, best_server.pairs_per_s, defaults.max_batch_size if cuda else best_bs, duration, args.seed)
+    done()
+    results["mixed_traffic"] = mixed["figures"]
+    rows.extend(mixed["rows"])
 
     # 6. Model FLOPs utilisation: useful FLOP/s of the server against the best in-process run.
     rows.append(Row(f"6. achieved model FLOP/s ({main_dtype}): server vs in-process", server_main.label, base.label, "GFLOP/s", server_main.gflops_per_s, base.gflops_per_s, None))

@@ -224,3 +224,36 @@ def tokenizer_throughput(encoder: Any, pairs: Sequence[tuple[str, str]], threads
         done = sum(pool.map(work, chunks))
         seconds = time.perf_counter() - start
     return done / seconds
+
+
+@dataclass(frozen=True)
+class TrafficRun:
+    """One class of open-loop traffic for :func:`drive_classes`."""
+
+    label: str
+    specs: Sequence[RequestSpec]
+    rate: float  # requests a second
+    priority: str = "interactive"
+    tenant: str = ""
+    timeout: float = 600.0  # each request's deadline
+
+
+def drive_classes(target: str, runs: Sequence[TrafficRun], duration: float, seed: int = 0) -> dict[str, tuple[Report, Any]]:
+    """Every class at once, in open loop for ``duration`` seconds (no retries: refusals are counted);
+    each class's report and raw run (its samples, refused ones included)."""
+    from dataclasses import replace
+
+    async def go() -> Any:
+        callers = [UnaryCaller([target], timeout=r.timeout, metadata=[("x-rerank-tenant", r.tenant)] if r.tenant else [], retries=0) for r in runs]
+
+        async def one(index: int, run: TrafficRun, caller: UnaryCaller) -> Any:
+            cycle = itertools.cycle([replace(spec, priority=run.priority) for spec in run.specs])
+            return await open_loop(caller, lambda: next(cycle), rate=run.rate, duration=duration, requests=None, drain_s=120.0, seed=seed + index)
+
+        try:
+            return await asyncio.gather(*(one(i, r, c) for i, (r, c) in enumerate(zip(runs, callers))))
+        finally:
+            await asyncio.gather(*(c.aclose() for c in callers))
+
+    results = asyncio.run(go())
+    return {r.label: (build_report(result, [target]), result) for r, result in zip(runs, results)}

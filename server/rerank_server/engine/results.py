@@ -20,6 +20,8 @@ class Options:
         deadline: a ``time.monotonic()`` time after which nobody wants the answer (None: no deadline).
         max_document_tokens: read at most this many tokens of each document (None: what the model reads);
             Rerank without windowing only.
+        priority: the batcher's Priority (0 interactive, 1 bulk).
+        tenant: the caller, for fair turns and its share of the queue ("": not said).
     """
 
     top_k: int = 0
@@ -28,6 +30,8 @@ class Options:
     error_on_truncation: bool = False
     deadline: float | None = None
     max_document_tokens: int | None = None
+    priority: int = 0
+    tenant: str = ""
 
 
 @dataclass(frozen=True)

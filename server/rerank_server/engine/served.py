@@ -84,6 +84,9 @@ class ServedModel:
             name=scorer.info.name,
             pipeline_depth=limits.pipeline_depth,
             max_queued_cost=limits.max_queued_tokens(tokens_per_s),
+            share=limits.share,
+            tenant_share=limits.tenant_queue_share,
+            tokens_per_s=tokens_per_s,
         )
         return cls(scorer, batcher, limits, pool, requests)
 
@@ -94,7 +97,7 @@ class ServedModel:
         self._refuse_oversized(documents, "documents")
         # Each document is at least one queued item (one more for a bi-encoder's query): refuse an
         # overloaded request before tokenizing it.
-        self.batcher.check_room(len(documents) + (self.info.kind is ModelKind.BI_ENCODER))
+        self.batcher.check_room(len(documents) + (self.info.kind is ModelKind.BI_ENCODER), options.deadline, options.priority, options.tenant)
         windowing = options.windowing
         if windowing is not None:
             windowing = dataclasses.replace(windowing, max_windows=self.requests.max_request_pairs)
@@ -114,7 +117,7 @@ class ServedModel:
         """Score independent (query, document) pairs, in input order."""
         accepted = time.monotonic()
         self._refuse_oversized([t for pair in pairs for t in pair], "pairs", per_item=2)
-        self.batcher.check_room(len(pairs) if self.info.kind is ModelKind.CROSS_ENCODER else 1)
+        self.batcher.check_room(len(pairs) if self.info.kind is ModelKind.CROSS_ENCODER else 1, options.deadline, options.priority, options.tenant)
         queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
         seen = set(queries)
         documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))
@@ -153,7 +156,7 @@ class ServedModel:
                 "tokens with the query, and error_on_truncation is set; shorten or split them, or unset "
                 "error_on_truncation to score their beginning"
             )
-        completed = await self.batcher.submit(plan.items, plan.costs, options.deadline)
+        completed = await self.batcher.submit(plan.items, plan.costs, options.deadline, options.priority, options.tenant)
         return self.scorer.normalize(plan.combine(completed.results), options.normalization), completed
 
 

@@ -9,11 +9,12 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import grpc
 
 from ..engine import ModelRegistry, ServedModel, Usage
+from .auth import BearerTokens
 from .errors import RequestError
 from .metrics import Metrics
 
@@ -38,8 +39,12 @@ class Admission:
         max_concurrent: int | None = None,
         metrics: Metrics | None = None,
         log_requests: bool = False,
+        tokens: BearerTokens | None = None,
+        tenant_header: str = "x-rerank-tenant",
     ) -> None:
         self.registry = registry
+        self.tokens = tokens
+        self.tenant_header = tenant_header
         self.max_request_time_s = max_request_time_s
         # Requests in progress at most (a stream's each count). Checked here rather than by gRPC's own
         # maximum_concurrent_rpcs, which also counts every client's long-lived health watch.
@@ -81,6 +86,14 @@ class Admission:
         except asyncio.TimeoutError:
             return False
         return True
+
+    def tenant(self, headers: Mapping[str, str]) -> str:
+        """Who a request comes from: its token's name where tokens are named (not forgeable), else the
+        tenant header (cut to 64 printable characters), else "" (a caller that does not say)."""
+        if self.tokens is not None and self.tokens.named:
+            return self.tokens.name_of(headers.get("authorization")) or ""
+        value = headers.get(self.tenant_header, "")
+        return "".join(c for c in value if c.isprintable())[:64]
 
     def model(self, name: str) -> ServedModel:
         """The served model a request names (empty: the default); UNAVAILABLE while models load."""

@@ -16,7 +16,8 @@ OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 
 
 def read_tokens(path: str | Path) -> list[str]:
-    """The accepted tokens: one per non-empty line (several allow rotating them without downtime)."""
+    """The accepted tokens: one per non-empty line, ``TOKEN`` or ``NAME:TOKEN`` (several allow rotating
+    them without downtime; a name says which caller a token is, for fair turns and metrics)."""
     tokens = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     if not tokens:
         raise ValueError(f"--auth-token-file {path} holds no token")
@@ -24,18 +25,30 @@ def read_tokens(path: str | Path) -> list[str]:
 
 
 class BearerTokens:
-    """The accepted bearer tokens, compared in constant time: one check for every transport."""
+    """The accepted bearer tokens (``TOKEN`` or ``NAME:TOKEN``), compared in constant time: one check for
+    every transport."""
 
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self._tokens = [t.encode() for t in tokens]
+    def __init__(self, lines: Sequence[str]) -> None:
+        named = [line.partition(":") if ":" in line else ("", "", line) for line in lines]
+        self._tokens = [(name.strip(), token.strip().encode()) for name, _, token in named]
+
+    @property
+    def named(self) -> bool:
+        """Whether any token has a name (then callers are named by their tokens)."""
+        return any(name for name, _ in self._tokens)
+
+    def name_of(self, authorization: str | None) -> str | None:
+        """The name of the accepted token in an ``authorization`` value ("" if unnamed), None if refused."""
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        # Compare against every token in constant time: timing reveals nothing about them.
+        matches = [hmac.compare_digest(given.strip().encode(), token) for _, token in self._tokens]
+        return next((name for (name, _), match in zip(self._tokens, matches) if match), None)
 
     def accepts(self, authorization: str | None) -> bool:
         """Whether an ``authorization`` value is ``Bearer <an accepted token>``."""
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        # Compare against every token in constant time: timing reveals nothing about them.
-        return any([hmac.compare_digest(token.strip().encode(), t) for t in self._tokens])
+        return self.name_of(authorization) is not None
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):

@@ -20,6 +20,7 @@ import socket
 import ssl
 import time
 import uuid
+from dataclasses import replace
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..batching import Priority
 from ..config import SecurityConfig
 from ..engine import Options, RerankResult
 from ..models import Normalization
@@ -55,7 +57,7 @@ _HTTP_STATUS = {
     grpc.StatusCode.INTERNAL: 500,
 }
 
-Handler = Callable[[dict[str, Any], float | None], Awaitable[tuple[Any, str, int]]]
+Handler = Callable[[dict[str, Any], Options], Awaitable[tuple[Any, str, int]]]
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -133,9 +135,11 @@ class HttpFrontDoor:
             try:
                 self._authorize(request)
                 body = await self._json(request)
-                deadline = self.admission.deadline(_timeout(request))
+                options = Options(
+                    deadline=self.admission.deadline(_timeout(request)), priority=_priority(body), tenant=self.admission.tenant(request.headers)
+                )
                 with self.admission.admitted():
-                    answer, model, pairs = await handle(body, deadline)
+                    answer, model, pairs = await handle(body, options)
             except asyncio.CancelledError:
                 self.admission.answered(method, "CANCELLED", started, request_id, str(body.get("model", "")))
                 raise
@@ -171,7 +175,7 @@ class HttpFrontDoor:
             raise invalid("the body must be a JSON object")
         return body
 
-    async def _cohere(self, body: dict[str, Any], deadline: float | None) -> tuple[Any, str, int]:
+    async def _cohere(self, body: dict[str, Any], given: Options) -> tuple[Any, str, int]:
         """Cohere's rerank: {query, documents (strings or {text}), model, top_n, return_documents,
         max_tokens_per_doc} -> {id, results: [{index, relevance_score, document?}], meta}."""
         query = _field(body, "query", str)
@@ -181,7 +185,7 @@ class HttpFrontDoor:
         for name, value in (("top_n", top_n), ("max_tokens_per_doc", max_tokens)):
             if value is not None and value < 1:
                 raise invalid(f"{name} must be at least 1, got {value}")
-        options = Options(top_k=top_n or 0, normalization=Normalization.SIGMOID, deadline=deadline, max_document_tokens=max_tokens)
+        options = replace(given, top_k=top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=max_tokens)
         result = await self._rerank(body, query, documents, options)
         with_text = bool(_optional(body, "return_documents", bool))
         results = [
@@ -191,7 +195,7 @@ class HttpFrontDoor:
         meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}, result.model, result.usage.pairs
 
-    async def _tei(self, body: dict[str, Any], deadline: float | None) -> tuple[Any, str, int]:
+    async def _tei(self, body: dict[str, Any], given: Options) -> tuple[Any, str, int]:
         """TEI's rerank: {query, texts, raw_scores, return_text, truncate} -> [{index, score, text?}], best
         first. ``truncate`` false refuses texts longer than the model reads (TEI's own rule); left out, it
         truncates (as TEI started with --auto-truncate)."""
@@ -201,11 +205,7 @@ class HttpFrontDoor:
             raise invalid("texts must be a list of strings")
         raw = bool(_optional(body, "raw_scores", bool))
         truncate = _optional(body, "truncate", bool)
-        options = Options(
-            normalization=Normalization.RAW if raw else Normalization.SIGMOID,
-            error_on_truncation=truncate is False,
-            deadline=deadline,
-        )
+        options = replace(given, normalization=Normalization.RAW if raw else Normalization.SIGMOID, error_on_truncation=truncate is False)
         result = await self._rerank(body, query, texts, options)
         with_text = bool(_optional(body, "return_text", bool))
         answer = [{"index": d.index, "score": d.score, **({"text": texts[d.index]} if with_text else {})} for d in result.documents]
@@ -270,6 +270,19 @@ def _timeout(request: Request) -> float | None:
     if seconds <= 0:
         raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{TIMEOUT_HEADER} {value} has already passed")
     return seconds
+
+
+def _priority(body: dict[str, Any]) -> int:
+    """A request's priority: "interactive" (the default) or "bulk", or as Cohere's API has it, a number
+    where 0 is the most urgent (0: interactive, more: bulk)."""
+    value = body.get("priority")
+    if value is None or value == "interactive":
+        return Priority.INTERACTIVE
+    if value == "bulk" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return Priority.BULK
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return Priority.INTERACTIVE
+    raise invalid(f"priority must be \"interactive\", \"bulk\" or a number of 0 or more (0 is interactive), got {value!r}")
 
 
 def _too_large(size: int, limit: int) -> RequestError:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from ..batching.batcher import BatchRecord
@@ -31,15 +31,48 @@ class _BatcherCollector(Collector):
             "rerank_dropped_pairs", "Queued pairs dropped before the model ran them", labels=["model", "reason"]
         )
         failed = CounterMetricFamily("rerank_failed_model_calls", "Model calls that raised (retried halves included)", labels=["model"])
+        served = CounterMetricFamily("rerank_served_pairs_by_caller", "Pairs scored, by priority and caller", labels=["model", "priority", "tenant"])
+        refused = CounterMetricFamily("rerank_refused_requests_by_caller", "Requests refused at admission, by priority and caller", labels=["model", "priority", "tenant"])
+        waits = SummaryMetricFamily("rerank_queue_wait_seconds_by_caller", "Time from admission to the model, by priority and caller", labels=["model", "priority", "tenant"])
         for model in self._models:
             name, stats = model.info.name, model.batcher.stats
+            top = _busiest_tenants(stats.served_pairs, stats.refused)
+            for (priority, tenant), value in _folded(stats.served_pairs, top).items():
+                served.add_metric([name, _PRIORITY_NAMES.get(priority, str(priority)), tenant], value)
+            for (priority, tenant), value in _folded(stats.refused, top).items():
+                refused.add_metric([name, _PRIORITY_NAMES.get(priority, str(priority)), tenant], value)
+            wait_sums = _folded(stats.queue_wait_s, top)
+            for (priority, tenant), count in _folded(stats.queue_waits, top).items():
+                waits.add_metric([name, _PRIORITY_NAMES.get(priority, str(priority)), tenant], int(count), wait_sums.get((priority, tenant), 0.0))
             depth.add_metric([name], model.batcher.queued)
             pairs.add_metric([name], stats.batched_items)
             rejected.add_metric([name], stats.rejected_submissions)
             dropped.add_metric([name, "cancelled"], stats.dropped_cancelled)
             dropped.add_metric([name, "deadline"], stats.dropped_expired)
             failed.add_metric([name], stats.failed_calls)
-        yield from (depth, pairs, rejected, dropped, failed)
+        yield from (depth, pairs, rejected, dropped, failed, served, refused, waits)
+
+
+_PRIORITY_NAMES = {0: "interactive", 1: "bulk"}
+_TENANT_LABELS = 64  # callers named in labels at most
+
+
+def _busiest_tenants(*counts: Mapping[tuple[int, str], float]) -> set[str]:
+    """The callers named in metric labels: the busiest few, so a caller-chosen name cannot grow the
+    metrics without bound; the rest add up under "other"."""
+    activity: dict[str, float] = {}
+    for table in counts:
+        for (_, tenant), value in table.items():
+            activity[tenant] = activity.get(tenant, 0) + value
+    return set(sorted(activity, key=lambda t: -activity[t])[:_TENANT_LABELS])
+
+
+def _folded(counts: Mapping[tuple[int, str], float], named: set[str]) -> dict[tuple[int, str], float]:
+    out: dict[tuple[int, str], float] = {}
+    for (priority, tenant), value in counts.items():
+        key = (priority, tenant if tenant in named else "other")
+        out[key] = out.get(key, 0) + value
+    return out
 
 
 class Metrics:

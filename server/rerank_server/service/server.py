@@ -40,7 +40,10 @@ class RerankServer:
         self.tokenizers = TokenizerPool(config.tokenizer_threads or default_tokenizer_threads(device_kind(config.device, config.backend)))
         self.metrics = Metrics(self.registry)
         self.metrics_port: int | None = None
-        self.admission = Admission(self.registry, config.max_request_time_s, config.max_concurrent_rpcs, self.metrics, config.log_requests)
+        tokens = BearerTokens(read_tokens(config.security.auth_token_file)) if config.security.auth_token_file else None
+        self.admission = Admission(
+            self.registry, config.max_request_time_s, config.max_concurrent_rpcs, self.metrics, config.log_requests, tokens, config.tenant_header
+        )
         self.servicer = RerankerServicer(self.admission, config.max_documents, config.stream_window)
         self.health = health.aio.HealthServicer()
         options = [
@@ -50,14 +53,11 @@ class RerankServer:
             *config.connections.grpc_options(),
         ]
         interceptors: list[grpc.aio.ServerInterceptor] = []
-        tokens = BearerTokens(read_tokens(config.security.auth_token_file)) if config.security.auth_token_file else None
         if tokens is not None:
             interceptors.append(BearerTokenInterceptor(tokens))
         # Last, so that it wraps the servicer's own handlers (the same objects every call) and can cache them.
         interceptors.append(MalformedRequestInterceptor())
-        self._server = grpc.aio.server(
-            options=options, interceptors=interceptors
-        )
+        self._server = grpc.aio.server(options=options, interceptors=interceptors)
         pb_grpc.add_RerankerServicer_to_server(self.servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(

@@ -50,11 +50,11 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         """Rank the documents of one request."""
-        return await self._unary("Rerank", request, lambda: self._rerank(request, self._deadline(context)), context)
+        return await self._unary("Rerank", request, lambda: self._rerank(request, self._deadline(context), self._tenant(context)), context)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         """Score arbitrary pairs, in input order."""
-        return await self._unary("Score", request, lambda: self._score(request, self._deadline(context)), context)
+        return await self._unary("Score", request, lambda: self._score(request, self._deadline(context), self._tenant(context)), context)
 
     async def _unary(
         self, method: str, request: Any, work: Callable[[], Awaitable[_Response]], context: grpc.aio.ServicerContext
@@ -72,6 +72,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             await context.abort(code, message)
             raise  # unreachable: abort raises
         self._answered(method, grpc.StatusCode.OK, request, response, started)
+        _tell_attempt(context)
         return response
 
     def _answered(
@@ -94,13 +95,14 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         """
         responses: asyncio.Queue[pb.RerankResponse | None] = asyncio.Queue()
         window = asyncio.Semaphore(self.stream_window)
+        tenant = self._tenant(context)
         tasks: set[asyncio.Task[None]] = set()
 
         async def answer(request: pb.RerankRequest) -> None:
             started = time.monotonic()
             try:
                 with self.admission.admitted():
-                    response = await self._rerank(request, self._deadline(context))
+                    response = await self._rerank(request, self._deadline(context), tenant)
                 self._answered("RerankStream", grpc.StatusCode.OK, request, response, started)
             except Exception as exc:
                 response = self._stream_error(request, exc, started)
@@ -158,10 +160,16 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     def _deadline(self, context: grpc.aio.ServicerContext) -> float | None:
         return self.admission.deadline(context.time_remaining())
 
-    async def _rerank(self, request: pb.RerankRequest, deadline: float | None) -> pb.RerankResponse:
+    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
+        metadata = context.invocation_metadata() or ()
+        return self.admission.tenant({key: value if isinstance(value, str) else value.decode(errors="replace") for key, value in metadata})
+
+    async def _rerank(self, request: pb.RerankRequest, deadline: float | None, tenant: str) -> pb.RerankResponse:
         served = self.admission.model(request.model)
         job = check_rerank(request, self.max_documents)
-        options = Options(job.top_k, job.normalization, job.windowing, request.error_on_truncation, deadline)
+        options = Options(
+            job.top_k, job.normalization, job.windowing, request.error_on_truncation, deadline, priority=job.priority, tenant=tenant
+        )
         result = await served.rerank(job.query, job.documents, options)
         self.admission.count_truncated(served.info.name, result.usage)
         results = [
@@ -179,10 +187,13 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             results=results, model=result.model, usage=_usage(result.usage), timing=_timing(result.timing), request_id=request.request_id
         )
 
-    async def _score(self, request: pb.ScoreRequest, deadline: float | None) -> pb.ScoreResponse:
+    async def _score(self, request: pb.ScoreRequest, deadline: float | None, tenant: str) -> pb.ScoreResponse:
         served = self.admission.model(request.model)
         job = check_score(request, self.max_documents)
-        result = await served.score(job.pairs, Options(normalization=job.normalization, error_on_truncation=request.error_on_truncation, deadline=deadline))
+        options = Options(
+            normalization=job.normalization, error_on_truncation=request.error_on_truncation, deadline=deadline, priority=job.priority, tenant=tenant
+        )
+        result = await served.score(job.pairs, options)
         self.admission.count_truncated(served.info.name, result.usage)
         return pb.ScoreResponse(
             scores=result.scores,
@@ -213,6 +224,18 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             is_default=is_default,
         )
 
+
+
+# Trailing metadata on the answer to a retried call: which attempt it was (clients read the same key).
+ATTEMPT_KEY = "rerank-attempt"
+
+
+def _tell_attempt(context: grpc.aio.ServicerContext) -> None:
+    """Say which attempt was answered when the client retried the call (gRPC's retry policy sends
+    ``grpc-previous-rpc-attempts``), so that callers and load tests can count retried calls."""
+    previous = next((v for k, v in context.invocation_metadata() or () if k == "grpc-previous-rpc-attempts"), None)
+    if previous is not None and str(previous).isdigit():
+        context.set_trailing_metadata(((ATTEMPT_KEY, str(int(previous) + 1)),))
 
 
 def _why_cancelled(context: grpc.aio.ServicerContext) -> grpc.StatusCode:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from rerank_client._pb import rerank_pb2 as pb
 
+from ..batching.scheduling import Priority
 from ..engine import listing
 from ..models import Normalization
 from ..models.windows import Aggregation, Windowing
@@ -50,6 +51,21 @@ def windowing(message: pb.Windowing) -> Windowing | None:
     return Windowing(message.overlap_tokens, _AGGREGATIONS[message.aggregation])
 
 
+_PRIORITIES: dict[int, Priority] = {
+    pb.PRIORITY_UNSPECIFIED: Priority.INTERACTIVE,
+    pb.PRIORITY_INTERACTIVE: Priority.INTERACTIVE,
+    pb.PRIORITY_BULK: Priority.BULK,
+}
+
+
+def priority(value: int) -> Priority:
+    """The batcher's Priority for a wire value."""
+    try:
+        return _PRIORITIES[value]
+    except KeyError:
+        raise invalid(f"priority {value} is unknown; use PRIORITY_INTERACTIVE (1, the default) or PRIORITY_BULK (2)") from None
+
+
 @dataclass(frozen=True)
 class RerankInput:
     """A validated Rerank request."""
@@ -59,6 +75,7 @@ class RerankInput:
     top_k: int
     normalization: Normalization
     windowing: Windowing | None = None
+    priority: Priority = Priority.INTERACTIVE
 
 
 def check_documents(query: str, documents: Sequence[str], max_documents: int) -> None:
@@ -82,7 +99,12 @@ def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
     """Validate a RerankRequest (see :func:`check_documents`) and convert its options."""
     check_documents(request.query, request.documents, max_documents)
     return RerankInput(
-        request.query, list(request.documents), request.top_k, normalization(request.normalization), windowing(request.windowing)
+        request.query,
+        list(request.documents),
+        request.top_k,
+        normalization(request.normalization),
+        windowing(request.windowing),
+        priority(request.priority),
     )
 
 
@@ -92,6 +114,7 @@ class ScoreInput:
 
     pairs: list[tuple[str, str]]
     normalization: Normalization
+    priority: Priority = Priority.INTERACTIVE
 
 
 def check_score(request: pb.ScoreRequest, max_pairs: int) -> ScoreInput:
@@ -104,5 +127,5 @@ def check_score(request: pb.ScoreRequest, max_pairs: int) -> ScoreInput:
     bad = [i for i, p in enumerate(request.pairs) if _blank(p.query) or _blank(p.document)]
     if bad:
         raise invalid(f"pairs at index {listing(bad)} have an empty query or document")
-    return ScoreInput([(p.query, p.document) for p in request.pairs], normalization(request.normalization))
+    return ScoreInput([(p.query, p.document) for p in request.pairs], normalization(request.normalization), priority(request.priority))
 

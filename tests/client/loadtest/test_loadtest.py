@@ -179,3 +179,48 @@ def test_the_http_api_is_driven_with_the_same_workload_and_counted_by_status(cro
     assert report.by_code == {code: n for (method, code), n in counts.items() if method == "POST /v1/rerank"}
     cli = run_cli("rerank", "loadtest", "--protocol", "http", "--target", "127.0.0.1:1", "--requests", "1")
     assert cli.returncode != 0 and "--http-port" in cli.stderr  # nothing there: said plainly
+
+
+def test_traffic_classes_run_together_and_are_reported_apart(cross_scorer: Any, tmp_path: Path) -> None:
+    from rerank_client.loadtest.traffic import parse_traffic
+
+    assert parse_traffic("bulk:concurrency=3,documents=2-4,priority=bulk,tenant=etl").tenant == "etl"
+    with pytest.raises(ValueError, match="exactly one of concurrency"):
+        parse_traffic("x:documents=2")
+    report = tmp_path / "classes.json"
+    with ServerThread([cross_scorer]) as running:
+        done = run_cli(
+            "rerank", "loadtest", "--target", running.target, "--requests", "12", "--quiet", "--json", str(report),
+            "--traffic", "users:concurrency=2,documents=1-3,timeout=20",
+            "--traffic", "backfill:concurrency=3,documents=4-6,priority=bulk,tenant=etl",
+        )
+        served = dict(running.model().batcher.stats.served_pairs)
+    assert done.returncode == 0, done.stderr
+    assert "== users: interactive, caller - ==" in done.stdout and "== backfill: bulk, caller etl ==" in done.stdout
+    classes = json.loads(report.read_text())["classes"]
+    assert classes["users"]["by_code"] == {"OK": 12} and classes["backfill"]["by_code"] == {"OK": 12}
+    assert classes["backfill"]["traffic"]["priority"] == "bulk"
+    assert set(served) == {(0, ""), (1, "etl")}  # the server saw the priorities and the caller
+
+
+def test_retried_calls_are_counted_and_retries_off_shows_the_raw_failures(cross_scorer: Any) -> None:
+    """One of two replicas refuses every call with UNAVAILABLE (it is draining, its health not yet
+    changed): through the client's retries every call is answered and the report counts those that
+    needed a retry; with --retries 0 the refusals show as they are."""
+    from rerank_client.loadtest.runner import RunResult
+
+    workload = Workload(Corpus.builtin(), documents=(1, 2))
+    with ServerThread([cross_scorer]) as draining, ServerThread([cross_scorer]) as healthy:
+        assert draining.server is not None
+        draining.server.admission.draining = True
+
+        async def go(retries: int) -> RunResult:
+            caller = UnaryCaller([draining.target, healthy.target], timeout=30.0, retries=retries)
+            try:
+                return await closed_loop(caller, RequestPool(workload, 1).next, concurrency=2, duration=None, requests=16)
+            finally:
+                await caller.aclose()
+
+        with_retries, without = build_report(asyncio.run(go(3)), []), build_report(asyncio.run(go(0)), [])
+    assert with_retries.by_code == {"OK": 16} and with_retries.retried > 0
+    assert without.by_code.get("UNAVAILABLE", 0) > 0 and without.retried == 0

@@ -1,0 +1,119 @@
+"""Who goes next: priorities with a guaranteed share and aging for bulk work, fair turns between callers,
+and earliest deadline first within a caller.
+
+The batch policy decides *which queued items* make a good batch (similar length, within the budget);
+the scheduler decides *whose request* the next batch must advance. Together: interactive work goes
+first, bulk work keeps a share and never waits past a bound, a caller flooding the queue cannot take
+another caller's turns, and within one caller the request due first is served first.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .ticket import Ticket
+
+
+class Priority(enum.IntEnum):
+    """How urgently a request is wanted; lower values go first."""
+
+    INTERACTIVE = 0  # someone waits for it: the default
+    BULK = 1  # re-scoring, evaluation, backfills: may wait, never starves
+
+
+Group = tuple[int, str]  # (priority, tenant): whose turn the scheduler tracks
+
+
+@dataclass(frozen=True)
+class FairShare:
+    """How the device is shared when several kinds of work wait.
+
+    Attributes:
+        bulk_share: share of the served pairs bulk work gets while interactive work waits too
+            (0.1: one pair in ten); when only one kind waits, it gets everything.
+        bulk_max_wait_s: a bulk request that has waited this long is served as if it were interactive
+            (aging): the bound on how long bulk work can be held back by priority.
+    """
+
+    bulk_share: float = 0.1
+    bulk_max_wait_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.bulk_share <= 1.0:
+            raise ValueError(f"bulk_share must be between 0 and 1, got {self.bulk_share}")
+        if self.bulk_max_wait_s < 0:
+            raise ValueError(f"bulk_max_wait_s must not be negative, got {self.bulk_max_wait_s}")
+
+
+class Scheduler:
+    """Picks the request each batch is cut around, from the requests with items still queued.
+
+    1. The priority: interactive, unless bulk is owed its share of the pairs served while both waited,
+       or a bulk request has waited ``bulk_max_wait_s`` (then it goes first, oldest first).
+    2. Within the priority, the caller (tenant) that has been served the fewest pairs while callers
+       competed: turns go round so that each backlogged caller gets an equal share of the pairs.
+    3. Within the caller, the request whose deadline comes first, then the oldest. A request without a
+       deadline counts as due ``bulk_max_wait_s`` after it arrived, so requests with deadlines cannot
+       hold it back for ever.
+
+    Counts only grow while there is competition: a kind or caller that was alone does not build up
+    credit, and one that comes back starts level with the least-served one still waiting.
+    """
+
+    def __init__(self, share: FairShare | None = None) -> None:
+        self.share = share or FairShare()
+        self._by_priority: dict[int, int] = {}  # pairs served while more than one priority waited
+        self._by_group: dict[Group, int] = {}  # pairs served while more than one caller of a priority waited
+
+    def choose(self, waiting: Iterable[Ticket[Any]], now: float) -> Ticket[Any]:
+        """The request the next batch must advance, among ``waiting`` (not empty)."""
+        tickets = list(waiting)
+        aged = [t for t in tickets if t.priority > Priority.INTERACTIVE and now - t.enqueued_at >= self.share.bulk_max_wait_s]
+        if aged:
+            return min(aged, key=lambda t: t.enqueued_at)
+        priorities = {t.priority for t in tickets}
+        priority = self._priority(priorities)
+        same = [t for t in tickets if t.priority == priority]
+        tenant = self._tenant(priority, {t.tenant for t in same})
+        mine = [t for t in same if t.tenant == tenant]
+        horizon = self.share.bulk_max_wait_s
+        return min(mine, key=lambda t: (t.deadline if t.deadline is not None else t.enqueued_at + horizon, t.enqueued_at))
+
+    def served(self, pairs_by_group: Mapping[Group, int], waiting: Iterable[Ticket[Any]]) -> None:
+        """Count a batch's pairs (by priority and caller), given who else was waiting when it was cut."""
+        competing = {(t.priority, t.tenant) for t in waiting} | set(pairs_by_group)
+        priorities = {p for p, _ in competing}
+        for (priority, tenant), pairs in pairs_by_group.items():
+            if len(priorities) > 1:
+                self._by_priority[priority] = self._by_priority.get(priority, 0) + pairs
+            if len({g for g in competing if g[0] == priority}) > 1:
+                self._by_group[(priority, tenant)] = self._by_group.get((priority, tenant), 0) + pairs
+
+    def _priority(self, waiting: set[int]) -> int:
+        if len(waiting) == 1:
+            self._by_priority.clear()  # no competition: no credit or debt carries over
+            return next(iter(waiting))
+        top, rest = min(waiting), sorted(waiting)[1:]
+        total = sum(self._by_priority.get(p, 0) for p in waiting)
+        for priority in rest:  # lower priorities are owed their share of what was served
+            if self._by_priority.get(priority, 0) < self.share.bulk_share * total:
+                return priority
+        return top
+
+    def _tenant(self, priority: int, waiting: set[str]) -> str:
+        if len(waiting) == 1:
+            for group in [g for g in self._by_group if g[0] == priority]:
+                del self._by_group[group]
+            return next(iter(waiting))
+        counts = {tenant: self._by_group.get((priority, tenant)) for tenant in waiting}
+        known = [c for c in counts.values() if c is not None]
+        floor = min(known) if known else 0
+        for group in [g for g in self._by_group if g[0] == priority and g[1] not in waiting]:
+            del self._by_group[group]  # gone quiet: its count no longer competes
+        for tenant, count in counts.items():
+            if count is None:  # newly competing: level with the least served
+                self._by_group[(priority, tenant)] = floor
+        return min(waiting, key=lambda tenant: (self._by_group[(priority, tenant)], tenant))

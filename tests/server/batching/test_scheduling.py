@@ -1,0 +1,144 @@
+"""The scheduler: priorities with a bulk share and aging, fair turns between callers, earliest deadline
+first; and the batcher cutting batches by it. No sleeps: the clock is a variable and the model a gate."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from rerank_server.batching import BatchPolicy, MicroBatcher
+from rerank_server.batching.errors import QueueFull, WouldMissDeadline
+from rerank_server.batching.scheduling import FairShare, Priority, Scheduler
+from rerank_server.batching.ticket import Ticket
+
+pytestmark = pytest.mark.anyio
+HOUR = 3600.0
+BULK, INTERACTIVE = int(Priority.BULK), int(Priority.INTERACTIVE)
+
+
+def ticket(loop: asyncio.AbstractEventLoop, at: float, priority: int = 0, tenant: str = "", deadline: float | None = None) -> Ticket[Any]:
+    return Ticket(size=1, future=loop.create_future(), deadline=deadline, enqueued_at=at, priority=priority, tenant=tenant)
+
+
+async def test_interactive_first_then_bulk_gets_its_share() -> None:
+    loop = asyncio.get_running_loop()
+    scheduler = Scheduler(FairShare(bulk_share=0.25, bulk_max_wait_s=HOUR))
+    waiting = [ticket(loop, 0.0, BULK), ticket(loop, 1.0, INTERACTIVE)]
+    picks = []
+    for _ in range(40):
+        chosen = scheduler.choose(waiting, now=2.0)
+        picks.append(chosen.priority)
+        scheduler.served({(chosen.priority, chosen.tenant): 10}, waiting)
+    assert picks[0] == INTERACTIVE
+    assert picks.count(BULK) / len(picks) == pytest.approx(0.25, abs=0.05)
+
+
+async def test_bulk_that_waited_past_the_bound_goes_first() -> None:
+    loop = asyncio.get_running_loop()
+    scheduler = Scheduler(FairShare(bulk_share=0.0, bulk_max_wait_s=5.0))
+    old_bulk, fresh = ticket(loop, 0.0, BULK), ticket(loop, 4.0, INTERACTIVE)
+    assert scheduler.choose([old_bulk, fresh], now=4.9) is fresh  # a share of 0: only aging helps bulk
+    assert scheduler.choose([old_bulk, fresh], now=5.0) is old_bulk
+
+
+async def test_callers_take_turns_by_pairs_served_whatever_their_backlog() -> None:
+    loop = asyncio.get_running_loop()
+    scheduler = Scheduler()
+    flood = [ticket(loop, i, tenant="flood") for i in range(50)]
+    quiet = [ticket(loop, 100.0 + i, tenant="quiet") for i in range(2)]
+    served: Counter[str] = Counter()
+    for _ in range(30):
+        waiting = flood + quiet
+        chosen = scheduler.choose(waiting, now=200.0)
+        pairs = 8 if chosen.tenant == "flood" else 4  # batches of different sizes: turns follow pairs, not batches
+        served[chosen.tenant] += pairs
+        scheduler.served({(chosen.priority, chosen.tenant): pairs}, waiting)
+    assert abs(served["flood"] - served["quiet"]) <= 8
+
+
+async def test_earliest_deadline_first_within_a_caller_then_oldest() -> None:
+    loop = asyncio.get_running_loop()
+    scheduler = Scheduler(FairShare(bulk_max_wait_s=30.0))
+    late, soon, none_old = ticket(loop, 0.0, deadline=50.0), ticket(loop, 1.0, deadline=10.0), ticket(loop, -1.0)
+    assert scheduler.choose([late, none_old, soon], now=2.0) is soon
+    # Without a deadline a request counts as due 30 s after it came (29 here): before one due at 50.
+    assert scheduler.choose([late, none_old], now=2.0) is none_old
+    assert scheduler.choose([late, ticket(loop, 25.0)], now=26.0) is late  # due at 55: after 50
+    assert scheduler.choose([none_old, ticket(loop, 3.0)], now=4.0) is none_old
+
+
+class Gate:
+    """A model held at a gate; records each batch."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.batches: list[list[Any]] = []
+
+    def __call__(self, payloads: list[Any]) -> list[Any]:
+        self.batches.append(list(payloads))
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("gate never opened")
+        return payloads
+
+
+async def until(condition: Any) -> None:
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise TimeoutError
+
+
+async def test_batches_are_cut_for_interactive_work_ahead_of_a_bulk_backlog() -> None:
+    model = Gate()
+    batcher = MicroBatcher(model, BatchPolicy(max_batch_size=4, max_batch_tokens=10**6, max_wait_s=0.0), max_queued=1000, pipeline_depth=1, share=FairShare(bulk_share=0.0, bulk_max_wait_s=HOUR))
+    first = asyncio.create_task(batcher.submit(["hold"], [1]))
+    await until(lambda: len(model.batches) == 1)
+    bulk = [asyncio.create_task(batcher.submit([f"bulk{i}"], [1], priority=BULK)) for i in range(8)]
+    interactive = asyncio.create_task(batcher.submit(["user1", "user2"], [1, 1]))
+    await until(lambda: batcher.queued == 10)
+    model.gate.set()
+    await asyncio.gather(first, interactive, *bulk)
+    assert sorted(model.batches[1]) == ["user1", "user2"]  # not padded with bulk work: its own turn
+    assert all(p.startswith("bulk") for batch in model.batches[2:] for p in batch)
+    stats = batcher.stats
+    assert stats.served_pairs[(BULK, "")] == 8 and stats.served_pairs[(INTERACTIVE, "")] == 3
+    await batcher.aclose()
+
+
+async def test_a_named_caller_cannot_take_more_than_its_share_of_the_queue() -> None:
+    model = Gate()
+    batcher = MicroBatcher(model, BatchPolicy(max_batch_size=1, max_wait_s=0.0), max_queued=10, pipeline_depth=1, tenant_share=0.5)
+    hold = asyncio.create_task(batcher.submit(["hold"], [1], tenant="a"))
+    await until(lambda: len(model.batches) == 1)
+    mine = [asyncio.create_task(batcher.submit([f"a{i}"], [1], tenant="a")) for i in range(5)]
+    await until(lambda: batcher.queued == 5)
+    with pytest.raises(QueueFull, match="caller 'a'"):
+        await batcher.submit(["a-too-many"], [1], tenant="a")
+    other = asyncio.create_task(batcher.submit(["b0"], [1], tenant="b"))  # b still has room
+    await until(lambda: batcher.queued == 6)
+    model.gate.set()
+    await asyncio.gather(hold, other, *mine)
+    assert batcher.stats.refused[(0, "a")] == 1
+    await batcher.aclose()
+
+
+async def test_a_deadline_the_queue_ahead_would_outlast_is_refused_at_once() -> None:
+    now = [0.0]
+    model = Gate()
+    batcher = MicroBatcher(model, BatchPolicy(max_batch_size=1, max_wait_s=0.0), max_queued=100, pipeline_depth=1, clock=lambda: now[0], tokens_per_s=100.0)
+    hold = asyncio.create_task(batcher.submit(["hold"], [1]))
+    await until(lambda: len(model.batches) == 1)
+    queued = [asyncio.create_task(batcher.submit([f"q{i}"], [50])) for i in range(4)]  # 200 tokens: 2 s of work
+    await until(lambda: batcher.queued == 4)
+    with pytest.raises(WouldMissDeadline, match="about 2000 ms"):
+        batcher.check_room(1, deadline=1.0)
+    batcher.check_room(1, deadline=3.0)  # enough time: admitted
+    batcher.check_room(1, deadline=1.0, priority=INTERACTIVE - 1)  # nothing queued ahead of a higher priority
+    model.gate.set()
+    await asyncio.gather(hold, *queued)
+    await batcher.aclose()
