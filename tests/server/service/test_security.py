@@ -89,3 +89,30 @@ def test_cli_speaks_tls_with_a_token(cross_scorer: Any, certs: Any, tmp_path: Pa
         out = io.StringIO()
         code = main(["--target", running.target, "--tls-ca", str(certs.ca), "--token", "s3cret", "--json", "q", "a", "b"], out=out)
         assert code == 0 and '"index"' in out.getvalue()
+
+
+def test_an_unauthenticated_message_is_refused_without_being_parsed() -> None:
+    """The refusal handler drops the body unread: a 15 MB request is not decoded into a message first."""
+    import asyncio
+
+    from rerank_server.service.auth import BearerTokenInterceptor, BearerTokens
+
+    parsed: list[bytes] = []
+
+    def parse(data: bytes) -> Any:
+        parsed.append(data)
+        return data
+
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request, request_deserializer=parse)
+
+    async def continuation(details: Any) -> Any:
+        return handler
+
+    class Details:
+        method = "/rerank.v1.Reranker/Rerank"
+        invocation_metadata = (("authorization", "Bearer wrong"),)
+
+    refusal = asyncio.run(BearerTokenInterceptor(BearerTokens(["right"])).intercept_service(continuation, Details()))  # type: ignore[arg-type]
+    assert refusal.request_deserializer is not None
+    refusal.request_deserializer(b"x" * 15_000_000)
+    assert parsed == []
