@@ -142,11 +142,17 @@ class WorkQueue:
 
     def _delete(self, positions: list[int]) -> None:
         """Take the items at ``positions`` (ascending) out of the cost-ordered lists."""
-        for position in reversed(positions):
-            item = self._by_cost[position]
-            del self._by_cost[position]
-            del self._keys[position]
-            del self._costs[position]
+        if positions and positions[-1] - positions[0] + 1 == len(positions):
+            # A run (the usual batch): one slice each, not thousands of single deletions on the event loop.
+            start, stop = positions[0], positions[-1] + 1
+            items = self._by_cost[start:stop]
+            del self._by_cost[start:stop], self._keys[start:stop], self._costs[start:stop]
+        else:
+            items = []
+            for position in reversed(positions):
+                items.append(self._by_cost[position])
+                del self._by_cost[position], self._keys[position], self._costs[position]
+        for item in items:
             self._counted(item, -1)
 
     def _counted(self, item: WorkItem[Any], sign: int) -> None:
