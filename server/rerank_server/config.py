@@ -214,7 +214,8 @@ def _defaults_from_environment(parser: argparse.ArgumentParser) -> None:
             parser.set_defaults(**{action.dest: value})
 
 
-def _installed_version() -> str:
+def installed_version() -> str:
+    """This installation's version of rerank-grpc."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -242,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s (rerank-grpc {_installed_version()})")
+    parser.add_argument("--version", action="version", version=f"%(prog)s (rerank-grpc {installed_version()})")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=d.host, help="interface to listen on (default %(default)s; 0.0.0.0 for all)")
     net.add_argument("--port", type=int, default=d.port, help="port to listen on; 0 picks a free one (default %(default)s)")

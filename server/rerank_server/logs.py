@@ -61,7 +61,7 @@ def announce_ready(target: str, fmt: str) -> None:
     """Say the server takes traffic, on stdout: a plain line, or a JSON record with JSON logs (what
     supervisors and tests wait for, whatever --log-level)."""
     if fmt == "json":
-        record = {"time": datetime.now().astimezone().isoformat(timespec="milliseconds"), "level": "INFO", "logger": "rerank_server", "message": f"{READY} {target}"}
-        print(json.dumps(record), flush=True)
+        record = logging.LogRecord("rerank_server", logging.INFO, __file__, 0, f"{READY} {target}", None, None)
+        print(JsonFormatter().format(record), flush=True)
     else:
         print(f"{READY} {target}", flush=True)

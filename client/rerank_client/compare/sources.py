@@ -88,7 +88,7 @@ class LocalSource:
         try:
             self.engine = LocalEngine([f"cross=cross-encoder:{cross_source}", f"embed=bi-encoder:{embed_source}"], device=device, dtype="float32")
         except RuntimeError as exc:  # the model cannot be loaded here (offline, not cached, not a model)
-            reason = str(exc).split(":", 1)[0] if "HF_HUB_OFFLINE" in str(exc) or "not cached" in str(exc) else str(exc)
+            reason = getattr(exc, "reason", str(exc))  # the why, without the server's own --model fix
             raise ValueError(
                 f"cannot load the models in this process ({reason}); give local copies with --cross-encoder DIR "
                 "(and --embedding DIR), or compare through a server with --target"

@@ -72,7 +72,6 @@ class BatcherStats:
     padded_tokens: int = 0
     failed_batches: int = 0
     failed_calls: int = 0  # model calls that raised, retried halves included
-    rejected_submissions: int = 0
     dropped_cancelled: int = 0
     dropped_expired: int = 0
     # By (priority, tenant): pairs the model scored, submissions refused, and queue waits (seconds summed).
@@ -80,6 +79,11 @@ class BatcherStats:
     refused: Counter[tuple[int, str]] = field(default_factory=Counter)
     queue_wait_s: defaultdict[tuple[int, str], float] = field(default_factory=lambda: defaultdict(float))
     queue_waits: Counter[tuple[int, str]] = field(default_factory=Counter)
+
+    @property
+    def rejected_submissions(self) -> int:
+        """Submissions refused (queue full, a deadline it would miss), whoever sent them."""
+        return sum(self.refused.values())
 
 
 class MicroBatcher(Generic[P, R]):
@@ -165,7 +169,6 @@ class MicroBatcher(Generic[P, R]):
                 if wait > left:
                     raise WouldMissDeadline(wait, left)
         except (QueueFull, WouldMissDeadline):
-            self.stats.rejected_submissions += 1
             self.stats.refused[(priority, tenant)] += 1
             raise
 
@@ -210,7 +213,6 @@ class MicroBatcher(Generic[P, R]):
         try:
             self._queue.put(items)
         except Exception:
-            self.stats.rejected_submissions += 1
             self.stats.refused[(priority, tenant)] += 1
             raise
         self._live[ticket] = items

@@ -45,7 +45,7 @@ class PerRequestRunner(Generic[P, R]):
         """Raise :class:`QueueFull` now if ``count`` more items would not fit (one model call per request:
         priorities, callers and deadlines play no part in this baseline)."""
         if self._queued + count > self.capacity:
-            self.stats.rejected_submissions += 1
+            self.stats.refused[(priority, tenant)] += 1
             raise QueueFull(count, self.capacity - self._queued, self.capacity)
 
     async def submit(
@@ -56,7 +56,7 @@ class PerRequestRunner(Generic[P, R]):
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if not payloads:
             return Completed([], 0.0, 0.0)
-        self.check_room(len(payloads))
+        self.check_room(len(payloads), deadline, priority, tenant)
         self._queued += len(payloads)
         self.stats.submissions += 1
         self.stats.items += len(payloads)

@@ -44,12 +44,6 @@ def _machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def _version() -> str:
-    from ..config import _installed_version
-
-    return _installed_version()
-
-
 def _on_gpu(device: str) -> bool:
     """Whether ``device`` is (or ``auto`` picks) a CUDA device."""
     if device == "auto":
@@ -365,8 +359,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rerank-bench``."""
+    from ..config import installed_version
+
     parser = argparse.ArgumentParser(prog="rerank-bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--version", action="version", version="%(prog)s (rerank-grpc " + _version() + ")")
+    parser.add_argument("--version", action="version", version="%(prog)s (rerank-grpc " + installed_version() + ")")
     parser.add_argument(
         "--smoke",
         action="store_true",

@@ -20,7 +20,14 @@ _KIND_PREFIXES = {f"{kind.value}:": kind for kind in ModelKind}
 
 
 class ModelLoadError(RuntimeError):
-    """A model cannot be served; the message says why and what to do about it."""
+    """A model cannot be served; the message says why and what to do about it.
+
+    ``reason`` is the why alone, for callers that name their own fix (``rerank compare --local``).
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -85,12 +92,14 @@ def resolve_source(source: str) -> Path:
         f"directory: --model NAME=DIR; or serve the bundled model: --model {BUNDLED_NAME}"
     )
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise ModelLoadError(f"{source} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {fix}")
+        why = f"{source} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+        raise ModelLoadError(f"{why}: {fix}", why)
     try:
         huggingface_hub.HfApi().model_info(source, timeout=10)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelLoadError(f"{source} is not cached and the Hugging Face Hub gave: {reason}. To fix: {fix}") from exc
+        why = f"{source} is not cached and the Hugging Face Hub gave: {reason}"
+        raise ModelLoadError(f"{why}. To fix: {fix}", why) from exc
     log.info("downloading %s from the Hugging Face Hub", source)
     return Path(huggingface_hub.snapshot_download(source))
 

@@ -37,7 +37,7 @@ from ..config import SecurityConfig
 from ..engine import Options, RerankResult
 from ..models import Normalization
 from .admission import Admission
-from .auth import REFUSAL, BearerTokens
+from .auth import REFUSAL
 from .errors import RequestError, invalid, to_status
 from .metrics import Metrics
 from .validation import check_documents
@@ -68,13 +68,12 @@ def http_status(code: grpc.StatusCode) -> int:
 class HttpFrontDoor:
     """The Starlette application and the uvicorn server that runs it on the current event loop."""
 
-    def __init__(self, admission: Admission, metrics: Metrics, max_documents: int, max_body_bytes: int, security: SecurityConfig, tokens: BearerTokens | None) -> None:
+    def __init__(self, admission: Admission, metrics: Metrics, max_documents: int, max_body_bytes: int, security: SecurityConfig) -> None:
         self.admission = admission
         self.metrics = metrics
         self.max_documents = max_documents
         self.max_body_bytes = max_body_bytes
         self.security = security
-        self.tokens = tokens
         self.port: int | None = None
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -153,7 +152,8 @@ class HttpFrontDoor:
         return endpoint
 
     def _authorize(self, request: Request) -> None:
-        if self.tokens is not None and not self.tokens.accepts(request.headers.get("authorization")):
+        tokens = self.admission.tokens
+        if tokens is not None and not tokens.accepts(request.headers.get("authorization")):
             raise RequestError(grpc.StatusCode.UNAUTHENTICATED, REFUSAL.replace("metadata", "the header"))
 
     async def _json(self, request: Request) -> dict[str, Any]:

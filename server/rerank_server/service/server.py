@@ -67,9 +67,8 @@ class RerankServer:
         self.host = config.host
         self.port = self._bind(config)
         self.http: HttpFrontDoor | None = None
-        self.http_port: int | None = None
         if config.http_port is not None:
-            self.http = HttpFrontDoor(self.admission, self.metrics, config.max_documents, config.max_message_bytes, config.security, tokens)
+            self.http = HttpFrontDoor(self.admission, self.metrics, config.max_documents, config.max_message_bytes, config.security)
 
     def _bind(self, config: ServerConfig) -> int:
         address = config.address
@@ -86,6 +85,11 @@ class RerankServer:
         return port
 
     @property
+    def http_port(self) -> int | None:
+        """The HTTP API's port once it listens (None: not served)."""
+        return self.http.port if self.http is not None else None
+
+    @property
     def target(self) -> str:
         """host:port for a client of this server."""
         return f"{self.host}:{self.port}"
@@ -97,7 +101,7 @@ class RerankServer:
         await self._server.start()
         if self.http is not None:
             assert self.config.http_port is not None
-            self.http_port = await self.http.start(self.config.host, self.config.http_port)
+            await self.http.start(self.config.host, self.config.http_port)
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 

@@ -37,7 +37,6 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     def __init__(self, admission: Admission, max_documents: int, stream_window: int = 64) -> None:
         self.admission = admission
-        self.registry = admission.registry
         self.max_documents = max_documents
         self.stream_window = stream_window  # requests of one stream read and not yet answered, at most
 
@@ -148,9 +147,10 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         """Every served model with its kind, limits, device and dtype."""
         if not self.admission.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading; wait for the health check")
-        default = self.registry.default_name
+        registry = self.admission.registry
+        default = registry.default_name
         return pb.ListModelsResponse(
-            models=[self._model_info(m, m.info.name == default) for m in self.registry],
+            models=[self._model_info(m, m.info.name == default) for m in registry],
             default_model=default,
             max_documents=self.max_documents,
         )
