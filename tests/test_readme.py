@@ -38,7 +38,7 @@ def test_python_examples_run_and_print_what_the_comments_say() -> None:
 
 
 def test_every_server_flag_is_documented() -> None:
-    from rerank_server.config import build_parser
+    from rerank_server.cli import build_parser
 
     text = README.read_text()
     flags = [o for a in build_parser()._actions for o in a.option_strings if o.startswith("--") and o != "--help"]

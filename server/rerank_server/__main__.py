@@ -11,13 +11,14 @@ import time
 from collections.abc import Sequence
 
 try:
-    from .config import ServerConfig, config_from_args
+    from .cli import config_from_args
     from .logs import announce_ready
     from .logs import configure as configure_logging
     from .models import ModelLoadError, load_scorer
     from .models.exported import import_runtime_early
     from .models.warmup import warm_up
     from .service.server import RerankServer
+    from .service.settings import ServerConfig
 except ImportError as missing:  # a client-only install: say what to add, not a traceback
     sys.exit(
         f"rerank-server: error: the server's dependencies are not installed ({missing.name or missing}); "
@@ -71,14 +72,12 @@ async def _load_all(server: RerankServer, config: ServerConfig) -> None:
         log.info("loading %s from %s", spec.name, spec.source)
         scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
         # Before health says SERVING: the first callers do not pay for first batches, and the speed
-        # measured sizes the queue in seconds of work.
+        # measured seeds the running estimate that deadline admission uses (the batches served refine it).
         started = time.monotonic()
         speed = await asyncio.to_thread(warm_up, scorer, limits.max_batch_size, limits.max_batch_tokens)
-        bound = limits.max_queued_tokens(speed)
         log.info(
-            "%s warmed up in %.1f s: %.0f tokens/s; queue: %d pairs%s",
-            spec.name, time.monotonic() - started, speed, limits.max_queued_pairs,
-            f", {bound} tokens ({limits.max_queue_s:g} s of work)" if bound else "",
+            "%s warmed up in %.1f s: %.0f tokens/s at start-up; queue: %d pairs; default deadline %g s",
+            spec.name, time.monotonic() - started, speed, limits.max_queued_pairs, config.admission.default_deadline_s,
         )
         server.serve(scorer, speed)
 

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from .config import BatchingConfig, ServerConfig
-from .models import Scorer
 from .engine import ServedModel
+from .engine.settings import BatchingConfig
+from .models import Scorer
 from .service.server import RerankServer
+from .service.settings import ServerConfig
 
 
 class BackgroundServer:
@@ -33,9 +34,8 @@ class BackgroundServer:
         tokens_per_s: float | None = None,
         **settings: Any,
     ) -> None:
-        """``settings`` are further :class:`ServerConfig` fields (security, max_request_time_s, ...);
-        ``tokens_per_s`` stands for the speed rerank-server measures at start-up (queue bound in seconds,
-        deadline admission)."""
+        """``settings`` are further :class:`ServerConfig` fields (security, admission, ...); ``tokens_per_s``
+        stands for the speed rerank-server measures at start-up (it seeds deadline admission)."""
         self.scorers = list(scorers)
         self.batching = batching or BatchingConfig(max_wait_ms=2.0)
         settings.setdefault("settle_s", 0.0)  # nothing re-resolves an embedded server: stop at once

@@ -1,8 +1,9 @@
-"""The engine in this process, without a server: what the client's ``--local`` modes call.
+"""The engine in this process, without a server: the one entry point the client's ``--local`` modes
+load (lazily, so a client-only install never imports the server).
 
-Models are loaded as ``rerank-server`` loads them and scored through the same engine (tokenizer
-pool, batcher, combine, normalize, rank), on an event loop of its own thread, so a synchronous
-caller gets exactly what a server would answer.
+Models are loaded as ``rerank-server`` loads them and every request goes through the same gateway
+(:class:`Engine`: admission, deadlines, tokenizer pool, batcher, combine, normalize, rank), on an event
+loop of its own thread, so a synchronous caller gets exactly what a server would answer.
 """
 
 from __future__ import annotations
@@ -13,9 +14,21 @@ from collections.abc import Coroutine, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .config import BatchingConfig, device_kind
-from .engine import ModelRegistry, Options, RerankResult, ScoreResult, ServedModel, TokenizerPool, default_tokenizer_threads
+from .engine import (
+    Engine,
+    ModelRegistry,
+    Options,
+    RerankRequest,
+    RerankResult,
+    ScoreRequest,
+    ScoreResult,
+    ServedModel,
+    TokenizerPool,
+    default_tokenizer_threads,
+)
+from .engine.settings import AdmissionConfig, BatchingConfig
 from .models import ModelInfo, load_scorer, parse_model_arg
+from .models.device import device_kind
 
 T = TypeVar("T")
 
@@ -23,13 +36,15 @@ T = TypeVar("T")
 class LocalEngine:
     """Context manager: models served in this process. ``models`` are ``--model`` values (NAME=SOURCE)."""
 
-    def __init__(self, models: Sequence[str], device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, models: Sequence[str], device: str = "auto", dtype: str = "auto", admission: AdmissionConfig = AdmissionConfig()) -> None:
         specs = [parse_model_arg(m) for m in models]
         scorers = [load_scorer(spec, device=device, dtype=dtype) for spec in specs]
         kind = device_kind(device, "torch")
         self._pool = TokenizerPool(default_tokenizer_threads(kind))
         batching = BatchingConfig.for_device(kind)
         self._models = ModelRegistry(ServedModel.create(scorer, batching, self._pool) for scorer in scorers)
+        self.engine = Engine(self._models, admission)
+        self.engine.ready = True
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="rerank-local", daemon=True)
         self._thread.start()
@@ -43,11 +58,11 @@ class LocalEngine:
 
     def rerank(self, model: str, query: str, documents: Sequence[str], options: Options = Options()) -> RerankResult:
         """As the Rerank RPC answers it."""
-        return self._run(self._models.get(model).rerank(query, documents, options))
+        return self._run(self.engine.rerank(RerankRequest(query, documents, options, model)))
 
     def score(self, model: str, pairs: Sequence[tuple[str, str]], options: Options = Options()) -> ScoreResult:
         """As the Score RPC answers it."""
-        return self._run(self._models.get(model).score(pairs, options))
+        return self._run(self.engine.score(ScoreRequest(pairs, options, model)))
 
     def close(self) -> None:
         """Stop the batchers, the pool and the loop."""

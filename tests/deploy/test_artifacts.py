@@ -74,7 +74,7 @@ def test_manifests_agree_with_the_dockerfile() -> None:
 
 
 def test_server_flags_in_the_manifest_exist() -> None:
-    from rerank_server.config import build_parser
+    from rerank_server.cli import build_parser
 
     flags = {o for a in build_parser()._actions for o in a.option_strings}
     container = _manifest("Deployment")["spec"]["template"]["spec"]["containers"][0]

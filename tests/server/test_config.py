@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_server.config import config_from_args, env_name
+from rerank_server.cli import config_from_args, env_name
 
 
 def test_environment_sets_defaults_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +29,7 @@ def test_zero_means_no_limit_for_optional_limits(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RERANK_MAX_REQUEST_TIME", "0")
     monkeypatch.setenv("RERANK_MAX_CONCURRENT_RPCS", "0")
     config = config_from_args(["--model", "bundled", "--max-connection-age", "0"])
-    assert (config.max_request_time_s, config.max_concurrent_rpcs, config.connections.max_connection_age_s) == (None, None, None)
+    assert (config.admission.max_request_time_s, config.admission.max_concurrent, config.connections.max_connection_age_s) == (None, None, None)
 
 
 @pytest.mark.parametrize(

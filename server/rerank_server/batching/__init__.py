@@ -6,14 +6,17 @@ synchronous :class:`BatchStages` (collate, forward, fetch; pipelined on worker t
 caller back its own results in its own order. :func:`create_batcher` picks the strategy.
 """
 
-from .batcher import BatcherStats, Completed, MicroBatcher
-from .errors import BatcherClosed, BatchingError, DeadlineExceeded, QueueFull
+from .batcher import BatcherStats, Completed, MicroBatcher, Reservation
+from .claim import NO_CLAIM, Claim
+from .errors import BatcherClosed, BatchingError, DeadlineExceeded, QueueFull, WouldMissDeadline
 from .policy import BatchPolicy
 from .scheduling import FairShare, Priority, Scheduler
+from .speed import SpeedEstimate
 from .stages import BatchStages
 from .strategies import STRATEGIES, Batcher, create_batcher
 
 __all__ = [
+    "NO_CLAIM",
     "STRATEGIES",
     "BatchPolicy",
     "BatchStages",
@@ -21,12 +24,16 @@ __all__ = [
     "BatcherClosed",
     "BatcherStats",
     "BatchingError",
+    "Claim",
     "Completed",
     "DeadlineExceeded",
     "FairShare",
     "MicroBatcher",
     "Priority",
     "QueueFull",
+    "Reservation",
     "Scheduler",
+    "SpeedEstimate",
+    "WouldMissDeadline",
     "create_batcher",
 ]

@@ -12,10 +12,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from .claim import NO_CLAIM, Claim
 from .errors import BatcherClosed, DeadlineExceeded, QueueFull, WouldMissDeadline
 from .policy import BatchPolicy
 from .queue import WorkQueue
 from .scheduling import FairShare, Scheduler
+from .speed import SpeedEstimate
 from .stages import BatchStages, as_stages
 from .ticket import Ticket, WorkItem, set_exception_if_pending, set_result_if_pending
 
@@ -25,6 +27,8 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+SEED_ITEM_COST = 128.0  # tokens an item is taken to cost before any was queued
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,9 @@ class MicroBatcher(Generic[P, R]):
         clock: Clock = time.monotonic,
         on_batch: Callable[[BatchRecord], None] | None = None,
         pipeline_depth: int = 2,
-        max_queued_cost: int | None = None,
         share: FairShare | None = None,
         tenant_share: float = 1.0,
-        tokens_per_s: float | None = None,
+        speed: SpeedEstimate | None = None,
     ) -> None:
         if pipeline_depth < 1:
             raise ValueError(f"pipeline_depth must be at least 1, got {pipeline_depth}")
@@ -130,9 +133,17 @@ class MicroBatcher(Generic[P, R]):
         self.stats = BatcherStats()
         self.pipeline_depth = pipeline_depth
         self._stages = as_stages(model)
-        self._queue = WorkQueue(max_queued, max_queued_cost, tenant_share)
+        self._queue = WorkQueue(max_queued, tenant_share)
         self._scheduler = Scheduler(share)
-        self.tokens_per_s = tokens_per_s  # the model's measured speed: how long queued work takes
+        # The model's speed, from the batches it runs (seeded by a start-up measurement): how long the
+        # work queued ahead of a request takes, which decides whether it can meet its deadline.
+        self.speed = speed if speed is not None else SpeedEstimate()
+        # Tokens an item costs on average: a request's own work when its caller cannot estimate it. Seeded
+        # by the policy's tokens per item, at most a usual model's length (a budget of "no token limit"
+        # must not make every item look enormous).
+        self._mean_cost = min(policy.max_batch_tokens / policy.max_batch_size, SEED_ITEM_COST)
+        self._in_flight_cost = 0  # tokens of the batches cut and not yet answered
+        self._last_finished = 0.0  # when the last batch came back: a batch's service time starts no earlier
         self._clock = clock
         self.on_batch = on_batch  # called with a BatchRecord after every model call (metrics)
         self._live: dict[Ticket[Any], list[WorkItem[P]]] = {}
@@ -156,21 +167,41 @@ class MicroBatcher(Generic[P, R]):
         """Most items that may wait at once."""
         return self._queue.capacity
 
-    def check_room(self, count: int, deadline: float | None = None, priority: int = 0, tenant: str = "") -> None:
-        """Refuse now what would be refused later, before a caller spends work (tokenizing) on it:
-        :class:`QueueFull` if ``count`` items would not fit (or the queued work is at its bound), and
-        :class:`WouldMissDeadline` if the work queued ahead of a ``priority`` request, at the model's
-        measured speed, outlasts its ``deadline``. :meth:`submit` checks room again, with the costs."""
+    @property
+    def queued_seconds(self) -> float:
+        """The estimated model time of the work held (queued, reserved) and in flight, at every priority."""
+        return self._seconds(self._queue.held_cost + self._in_flight_cost)
+
+    def reserve(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
+        """Admit a request of ``count`` items before its caller spends work (tokenizing) on it, and hold
+        its room in the queue until :meth:`submit` queues the items (or the reservation is released).
+
+        Raises :class:`QueueFull` if the items would not fit, and :class:`WouldMissDeadline` if the work
+        ahead of it at its priority, the batches in flight and its own work (``cost``: the caller's
+        estimate of its tokens; None: ``count`` items of the average cost so far), at the model's running
+        speed, outlast the claim's deadline.
+        """
+        cost = max(1, round(count * self._mean_cost) if cost is None else cost)
         try:
-            self._queue.check_room(count, cost=1, tenant=tenant)
-            if deadline is not None and self.tokens_per_s:
-                wait = self._queue.cost_ahead(priority) / self.tokens_per_s
-                left = deadline - self._clock()
-                if wait > left:
-                    raise WouldMissDeadline(wait, left)
+            self._refuse_late(cost, claim)
+            self._queue.reserve(count, cost, claim)
         except (QueueFull, WouldMissDeadline):
-            self.stats.refused[(priority, tenant)] += 1
+            self.stats.refused[claim.group] += 1
             raise
+        return Reservation(self, count, cost, claim)
+
+    def _seconds(self, tokens: int) -> float:
+        """Model time for ``tokens`` of work, cut into batches as the policy cuts them."""
+        return self.speed.seconds(tokens, -(-tokens // self.policy.max_batch_tokens))
+
+    def _refuse_late(self, cost: int, claim: Claim) -> None:
+        """Raise :class:`WouldMissDeadline` if ``cost`` more tokens of ``claim`` cannot finish by its deadline."""
+        if claim.deadline is None or not self.speed.known:
+            return
+        need = self._seconds(self._queue.cost_ahead(claim.priority) + self._in_flight_cost + cost)
+        left = claim.deadline - self._clock()
+        if need > left:
+            raise WouldMissDeadline(need, left, claim.default_deadline)
 
     def start(self) -> None:
         """Start the batching loop on the running event loop."""
@@ -178,26 +209,30 @@ class MicroBatcher(Generic[P, R]):
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
 
     async def submit(
-        self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None, priority: int = 0, tenant: str = ""
+        self, payloads: Sequence[P], costs: Sequence[int], claim: Claim = NO_CLAIM, reservation: Reservation | None = None
     ) -> Completed[R]:
         """Queue ``payloads`` (with their token ``costs``) and wait for their results.
 
         Args:
             payloads: the work items, e.g. (query, document) pairs.
             costs: tokens each payload costs the model; used for the token budget and length grouping.
-            deadline: a time on this batcher's clock after which the results are no longer wanted; also
-                the order within a caller's requests (earliest first).
-            priority: :class:`Priority`; lower goes first (see :class:`Scheduler`).
-            tenant: the caller, for fair turns and its share of the queue ("": not said).
+            claim: the request's deadline (a time on this batcher's clock after which the results are no
+                longer wanted; also the order within a caller's requests), priority and caller.
+            reservation: room held for these items by :meth:`reserve` (then ``claim`` is its claim);
+                without one, the request is admitted here.
 
         Raises:
             QueueFull: the queue has no room for all of them; nothing was queued.
+            WouldMissDeadline: the work ahead and its own outlast its deadline; nothing was queued.
             DeadlineExceeded: the deadline passed first; the items left the queue.
             BatcherClosed: the batcher is shutting down.
             Exception: whatever ``process`` raised on a batch that held one of these items.
         """
         if len(payloads) != len(costs):
             raise ValueError(f"{len(payloads)} payloads but {len(costs)} costs")
+        if reservation is not None:
+            claim = reservation.claim
+            reservation.release()
         if self._closing:
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if not payloads:
@@ -205,20 +240,24 @@ class MicroBatcher(Generic[P, R]):
         self.start()
         now = self._clock()
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
-        ticket: Ticket[R] = Ticket(size=len(payloads), future=future, deadline=deadline, enqueued_at=now, priority=priority, tenant=tenant)
+        ticket: Ticket[R] = Ticket(size=len(payloads), future=future, enqueued_at=now, claim=claim)
         items = [
             WorkItem(payload=payload, cost=max(1, int(cost)), ticket=ticket, index=i, arrived=now)
             for i, (payload, cost) in enumerate(zip(payloads, costs))
         ]
+        total = sum(item.cost for item in items)
         try:
+            self._refuse_late(total, claim)  # again, with the exact work now that it is known
             self._queue.put(items)
-        except Exception:
-            self.stats.refused[(priority, tenant)] += 1
+        except (QueueFull, WouldMissDeadline):
+            self.stats.refused[claim.group] += 1
             raise
+        self._mean_cost += (total / len(items) - self._mean_cost) * min(1.0, len(items) / 256)
         self._live[ticket] = items
         self.stats.submissions += 1
         self.stats.items += len(items)
         self._wakeup.set()
+        deadline = claim.deadline
         try:
             timeout = None if deadline is None else max(0.0, deadline - self._clock())
             results = await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -311,6 +350,7 @@ class MicroBatcher(Generic[P, R]):
                         await asyncio.gather(*self._in_flight)
                     return
                 continue
+            self._in_flight_cost += sum(item.cost for item in batch)
             task = asyncio.get_running_loop().create_task(self._run_batch(batch), name=f"batch-{self.name}")
             self._in_flight.add(task)
             task.add_done_callback(self._batch_done)
@@ -327,13 +367,20 @@ class MicroBatcher(Generic[P, R]):
             ticket = item.ticket
             if ticket.started_at is None:
                 ticket.started_at = started
-                group = (ticket.priority, ticket.tenant)
+                group = ticket.claim.group
                 self.stats.queue_wait_s[group] += started - ticket.enqueued_at
                 self.stats.queue_waits[group] += 1
-        outcomes = await self._process_isolating(batch)
+        try:
+            outcomes = await self._process_isolating(batch)
+        finally:
+            self._in_flight_cost -= sum(item.cost for item in batch)
         finished = self._clock()
         failed = any(isinstance(o, _Failure) for o in outcomes)
         self._record(batch, finished - started, failed=failed)
+        if not failed:
+            # Its service time: from when the model could start on it (the previous batch back) to done.
+            self.speed.observe(sum(item.cost for item in batch), finished - max(started, self._last_finished))
+        self._last_finished = finished
         for item, outcome in zip(batch, outcomes):
             ticket = item.ticket
             if ticket.abandoned:
@@ -386,7 +433,7 @@ class MicroBatcher(Generic[P, R]):
         tokens = sum(item.cost for item in batch)
         padded = len(batch) * max(item.cost for item in batch)
         for item in batch:
-            self.stats.served_pairs[(item.ticket.priority, item.ticket.tenant)] += 1
+            self.stats.served_pairs[item.ticket.claim.group] += 1
         self.stats.batches += 1
         self.stats.batched_items += len(batch)
         self.stats.batch_tokens += tokens
@@ -395,3 +442,34 @@ class MicroBatcher(Generic[P, R]):
             self.stats.failed_batches += 1
         if self.on_batch is not None:
             self.on_batch(BatchRecord(len(batch), tokens, padded, duration, failed))
+
+
+class Reservation:
+    """Room a request holds in a batcher's queue from admission until its items are queued.
+
+    Admission happens before tokenizing, so that a refusal costs the caller nothing; the reservation
+    makes the requests admitted meanwhile count against the queue's room and deadlines, so that many
+    arriving at once cannot all be admitted into a queue that holds only some of them. Use it as a
+    context manager, or :meth:`release` it on every path: :meth:`MicroBatcher.submit` releases it when
+    the items are queued.
+    """
+
+    def __init__(self, batcher: MicroBatcher[Any, Any] | None, count: int, cost: int, claim: Claim) -> None:
+        self.claim = claim
+        self.count = count
+        self._batcher = batcher
+        self._cost = cost
+        self._held = True
+
+    def release(self) -> None:
+        """Give the room back (once; later calls do nothing)."""
+        if self._held:
+            self._held = False
+            if self._batcher is not None:  # None: a batcher that holds no room ahead
+                self._batcher._queue.release(self.count, self._cost, self.claim)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -8,25 +8,18 @@ class BatchingError(Exception):
 
 
 class QueueFull(BatchingError):
-    """The bounded queue has no room for a whole submission; nothing of it was queued.
+    """The bounded queue has no room for a whole submission; nothing of it was queued."""
 
-    ``queued_cost`` and ``max_cost`` are set when it was the queued work (tokens), not the count of
-    items, that was at its limit.
-    """
-
-    def __init__(
-        self, requested: int, free: int, capacity: int, queued_cost: int = 0, max_cost: int | None = None, tenant: str = ""
-    ) -> None:
+    def __init__(self, requested: int, free: int, capacity: int, tenant: str = "") -> None:
         self.requested = requested
         self.free = free
         self.capacity = capacity
         self.tenant = tenant
-        whose = f"caller {tenant!r}'s share of its queue" if tenant else "its queue"
-        if max_cost is not None:
-            reason = f"{whose} already holds {queued_cost} of the {max_cost} tokens of work it takes"
-        else:
-            reason = f"{requested} pairs do not fit in {whose} ({free} of {capacity} places free)"
-        super().__init__(f"the server is overloaded: {reason}; retry with backoff or send fewer documents per request")
+        whose = f"caller {tenant!r}'s share of its queue (--tenant-queue-share)" if tenant else "its queue (--max-queued-pairs)"
+        super().__init__(
+            f"the server is overloaded: {requested} pairs do not fit in {whose}, {max(free, 0)} of {capacity} places free; "
+            "retry with backoff or send fewer documents per request"
+        )
 
 
 class DeadlineExceeded(BatchingError):
@@ -38,13 +31,25 @@ class BatcherClosed(BatchingError):
 
 
 class WouldMissDeadline(DeadlineExceeded):
-    """Refused at admission: the work queued ahead would outlast the request's deadline."""
+    """Refused at admission: the work queued ahead, plus the request's own, would outlast its deadline.
 
-    def __init__(self, wait_s: float, left_s: float) -> None:
+    ``default_deadline`` says the deadline was the server's default (the caller set none): the server
+    is overloaded for it, rather than the caller asking too little time.
+    """
+
+    def __init__(self, wait_s: float, left_s: float, default_deadline: bool = False) -> None:
         self.wait_s = wait_s
         self.left_s = left_s
-        super().__init__(
-            f"refused at once: the work queued ahead of this request takes about {wait_s * 1000:.0f} ms at the model's "
-            f"speed, and its deadline is {max(left_s, 0.0) * 1000:.0f} ms away; retry later, with a longer deadline, "
-            "or at a higher priority"
-        )
+        self.default_deadline = default_deadline
+        if default_deadline:
+            message = (
+                f"the server is overloaded: its queue holds about {wait_s:.0f} s of work with this request, more than the "
+                f"{max(left_s, 0.0):.0f} s a request may wait (--default-deadline); retry with backoff or on another replica"
+            )
+        else:
+            message = (
+                f"refused at once: the work queued ahead of this request and its own take about {wait_s * 1000:.0f} ms at "
+                f"the model's speed, and its deadline is {max(left_s, 0.0) * 1000:.0f} ms away; retry later, with a longer "
+                "deadline, or at a higher priority"
+            )
+        super().__init__(message)

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .claim import Claim
 from .errors import QueueFull
 from .policy import BatchPolicy
 from .scheduling import Scheduler
@@ -18,24 +19,24 @@ class WorkQueue:
     the oldest, whose wait decides when a partial batch must run).
 
     Admission is all or nothing: a submission that does not fit whole is refused, so a caller never
-    gets half its pairs scored while the other half waits for room.
+    gets half its pairs scored while the other half waits for room. Room can be *reserved* before a
+    submission's items exist (while its texts are tokenized): reserved room counts as taken, so that
+    requests admitted together cannot overfill the queue, and it turns into items with :meth:`put`.
     """
 
-    def __init__(self, capacity: int, max_cost: int | None = None, tenant_share: float = 1.0) -> None:
+    def __init__(self, capacity: int, tenant_share: float = 1.0) -> None:
         if capacity < 1:
             raise ValueError(f"queue capacity must be at least 1, got {capacity}")
-        if max_cost is not None and max_cost < 1:
-            raise ValueError(f"queue max_cost must be at least 1, got {max_cost}")
         if not 0.0 < tenant_share <= 1.0:
             raise ValueError(f"tenant_share must be in (0, 1], got {tenant_share}")
         self.capacity = capacity
-        self.max_cost = max_cost  # most queued work (sum of costs); an empty queue takes any one submission
-        self.tenant_share = tenant_share  # of capacity and max_cost, the most one named caller may hold
+        self.tenant_share = tenant_share  # of capacity, the most one named caller may hold
         self._tickets: dict[Ticket[Any], list[WorkItem[Any]]] = {}  # tickets with items still queued, and their items
         self._left: dict[Ticket[Any], int] = {}  # how many of each ticket's items are still queued
+        # Held room (queued items and reservations) by caller, and held work (tokens) by priority.
         self._tenant_items: dict[str, int] = {}
-        self._tenant_cost: dict[str, int] = {}
         self._priority_cost: dict[int, int] = {}
+        self._reserved = 0  # items reserved and not yet put
         self._by_cost: list[WorkItem[Any]] = []
         self._keys: list[tuple[int, int]] = []
         self._costs: list[int] = []  # the keys' costs, kept alongside for the batch policy
@@ -52,41 +53,52 @@ class WorkQueue:
 
     @property
     def free(self) -> int:
-        """How many more items fit."""
-        return self.capacity - len(self._by_cost)
+        """How many more items fit (reserved room counts as taken)."""
+        return self.capacity - len(self._by_cost) - self._reserved
 
-    def check_room(self, count: int, cost: int = 0, tenant: str = "") -> None:
-        """Raise :class:`QueueFull` unless ``count`` more items costing ``cost`` fit (for ``tenant``).
+    def check_room(self, count: int, tenant: str = "") -> None:
+        """Raise :class:`QueueFull` unless ``count`` more items fit (for ``tenant``).
 
-        The cost bound keeps what is queued to a known amount of model time, so that under overload new
-        work is refused at once instead of accepted to time out; an empty queue takes any submission,
-        or a request larger than the bound could never run. A named tenant may hold at most
-        ``tenant_share`` of either bound, so that one caller's flood leaves room for the others.
+        The bound keeps the memory queued work holds to a known size. A named tenant may hold at most
+        ``tenant_share`` of it, so that one caller's flood leaves room for the others.
         """
         if count > self.free:
             raise QueueFull(count, self.free, self.capacity)
-        if self.max_cost is not None and self._total_cost and self._total_cost + cost > self.max_cost:
-            raise QueueFull(count, self.free, self.capacity, self._total_cost, self.max_cost)
         if tenant and self.tenant_share < 1.0:
-            items, queued_cost = self._tenant_items.get(tenant, 0), self._tenant_cost.get(tenant, 0)
+            items = self._tenant_items.get(tenant, 0)
             limit = max(1, int(self.capacity * self.tenant_share))
             if items + count > limit:
                 raise QueueFull(count, limit - items, limit, tenant=tenant)
-            if self.max_cost is not None and queued_cost:
-                cost_limit = max(1, int(self.max_cost * self.tenant_share))
-                if queued_cost + cost > cost_limit:
-                    raise QueueFull(count, limit - items, limit, queued_cost, cost_limit, tenant=tenant)
+
+    @property
+    def held_cost(self) -> int:
+        """Held work (sum of costs, reservations included) at every priority."""
+        return sum(self._priority_cost.values())
 
     def cost_ahead(self, priority: int) -> int:
-        """Queued work (sum of costs) that goes before or with a new submission of ``priority``."""
+        """Held work (sum of costs, reservations included) that goes before or with a new submission of ``priority``."""
         return sum(cost for p, cost in self._priority_cost.items() if p <= priority)
+
+    def reserve(self, count: int, cost: int, claim: Claim) -> None:
+        """Hold room for ``count`` items costing about ``cost`` of ``claim``, or raise :class:`QueueFull`."""
+        self.check_room(count, claim.tenant)
+        self._hold(count, cost, claim, +1)
+
+    def release(self, count: int, cost: int, claim: Claim) -> None:
+        """Give back room held by :meth:`reserve`."""
+        self._hold(count, cost, claim, -1)
+
+    def _hold(self, count: int, cost: int, claim: Claim, sign: int) -> None:
+        self._reserved += sign * count
+        self._tenant_items[claim.tenant] = self._tenant_items.get(claim.tenant, 0) + sign * count
+        self._priority_cost[claim.priority] = self._priority_cost.get(claim.priority, 0) + sign * cost
 
     def put(self, items: Sequence[WorkItem[Any]]) -> None:
         """Queue all of ``items`` (of one ticket) or, raising :class:`QueueFull`, none of them."""
         if not items:
             return
         ticket = items[0].ticket
-        self.check_room(len(items), sum(item.cost for item in items), ticket.tenant)
+        self.check_room(len(items), ticket.claim.tenant)
         for item in items:
             position = bisect.bisect_right(self._keys, item.key)
             self._keys.insert(position, item.key)
@@ -110,31 +122,71 @@ class WorkQueue:
         return policy.group_by_length and self._total_cost >= policy.max_batch_tokens
 
     def take_batch(self, policy: BatchPolicy, scheduler: Scheduler | None = None, now: float = 0.0) -> list[WorkItem[Any]]:
-        """Remove and return the next batch: a run of similar cost holding at least one item of the
-        request the ``scheduler`` picks (without one, the oldest), among the items of that request's
-        priority and caller; without length grouping, the oldest items in arrival order."""
+        """Remove and return the next batch; without length grouping, the oldest items in arrival order.
+
+        The ``scheduler`` picks whose request the batch must advance (without one, the oldest request's).
+        The batch is that caller's run of similar cost holding an item of that request, as long as the
+        limits allow; where it leaves room, the best-fitting items of other callers of the same priority
+        fill it (see :meth:`_fill`), so that fair turns do not shrink batches: a turn decides who goes
+        first, not who may ride along.
+        """
         oldest = self.oldest()
         if oldest is None:
             return []
         if not policy.group_by_length:
             return self._take_oldest(policy.max_batch_size)
         chosen = oldest.ticket if scheduler is None else scheduler.choose(self._tickets, now)
-        group = (chosen.priority, chosen.tenant)
-        alone = all((t.priority, t.tenant) == group for t in self._tickets)
-        # Items of other priorities or callers are left out of the choice, so that the turns the
-        # scheduler gives are what each gets; with one kind of work waiting, every item takes part.
-        pool = range(len(self._by_cost)) if alone else [i for i, item in enumerate(self._by_cost) if (item.ticket.priority, item.ticket.tenant) == group]
+        group = chosen.claim.group
+        alone = all(t.claim.group == group for t in self._tickets)
+        # The run is chosen among the turn's caller's items only, so that the turn advances that caller
+        # as far as a batch allows; with one kind of work waiting, every item takes part.
+        pool = range(len(self._by_cost)) if alone else [i for i, item in enumerate(self._by_cost) if item.ticket.claim.group == group]
         costs = self._costs if alone else [self._costs[i] for i in pool]
         where = {position: at for at, position in enumerate(pool)} if not alone else None
         anchors = [p if where is None else where[p] for p in self._positions_of(chosen)]
-        run = policy.select(costs, anchors)
-        taken = [pool[i] for i in run]
+        taken = [pool[i] for i in policy.select(costs, anchors)]
+        if not alone:
+            taken = self._fill(taken, policy, chosen.claim.priority)
         batch = [self._by_cost[i] for i in taken]
         waiting = list(self._tickets)
         self._delete(taken)
         if scheduler is not None:
-            scheduler.served({group: len(batch)}, waiting)
+            served: dict[tuple[int, str], int] = {}
+            for item in batch:
+                served[item.ticket.claim.group] = served.get(item.ticket.claim.group, 0) + 1
+            scheduler.served(served, waiting)
         return batch
+
+    def _fill(self, taken: list[int], policy: BatchPolicy, priority: int) -> list[int]:
+        """``taken`` (ascending positions of a run) topped up with other items of ``priority``, best fit first.
+
+        Items no longer than the run's longest add no padding: the longest of them first. Then longer
+        ones, shortest first, while the padding an item adds to the batch (every item padded to it) stays
+        within one batch's fixed cost, :attr:`BatchPolicy.batch_overhead_tokens`: cheaper than leaving it
+        for a batch of its own. The scan is bounded, so a queue of thousands of other priorities' items
+        costs the event loop little.
+        """
+        count, longest = len(taken), self._costs[taken[-1]]
+        chosen = set(taken)
+        scan = 4 * policy.max_batch_size
+        below = taken[-1] - 1
+        below_end = max(-1, below - scan)
+        added: list[int] = []
+        while below > below_end and count < policy.max_batch_size and (count + 1) * longest <= policy.max_batch_tokens:
+            if below not in chosen and self._by_cost[below].ticket.claim.priority == priority:
+                added.append(below)
+                count += 1
+            below -= 1
+        above, above_end = taken[-1] + 1, min(len(self._costs), taken[-1] + 1 + scan)
+        while above < above_end and count < policy.max_batch_size:
+            cost = self._costs[above]
+            if (count + 1) * cost > policy.max_batch_tokens or count * (cost - longest) > policy.batch_overhead_tokens:
+                break
+            if self._by_cost[above].ticket.claim.priority == priority:
+                added.append(above)
+                count, longest = count + 1, cost
+            above += 1
+        return sorted(chosen.union(added)) if added else taken
 
     def _positions_of(self, ticket: Ticket[Any]) -> list[int]:
         """Where the queued items of ``ticket`` sit in cost order."""
@@ -159,9 +211,9 @@ class WorkQueue:
         """Keep the running totals (cost, per caller, per priority, per ticket) as ``item`` enters or leaves."""
         ticket = item.ticket
         self._total_cost += sign * item.cost
-        self._tenant_items[ticket.tenant] = self._tenant_items.get(ticket.tenant, 0) + sign
-        self._tenant_cost[ticket.tenant] = self._tenant_cost.get(ticket.tenant, 0) + sign * item.cost
-        self._priority_cost[ticket.priority] = self._priority_cost.get(ticket.priority, 0) + sign * item.cost
+        tenant, priority = ticket.claim.tenant, ticket.claim.priority
+        self._tenant_items[tenant] = self._tenant_items.get(tenant, 0) + sign
+        self._priority_cost[priority] = self._priority_cost.get(priority, 0) + sign * item.cost
         if sign < 0:
             item.queued = False
             self._left[ticket] -= 1

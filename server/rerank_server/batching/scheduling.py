@@ -9,22 +9,20 @@ another caller's turns, and within one caller the request due first is served fi
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .claim import Priority
 from .ticket import Ticket
 
-
-class Priority(enum.IntEnum):
-    """How urgently a request is wanted; lower values go first."""
-
-    INTERACTIVE = 0  # someone waits for it: the default
-    BULK = 1  # re-scoring, evaluation, backfills: may wait, never starves
+__all__ = ["FairShare", "Group", "Priority", "Scheduler"]
 
 
 Group = tuple[int, str]  # (priority, tenant): whose turn the scheduler tracks
+
+# A caller with no request waiting for this long starts afresh when it comes back.
+FORGET_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,13 +58,20 @@ class Scheduler:
        hold it back for ever.
 
     Counts only grow while there is competition: a kind or caller that was alone does not build up
-    credit, and one that comes back starts level with the least-served one still waiting.
+    credit. A caller's count outlives short gaps (a closed-loop caller has nothing queued between its
+    answer and its next request): it comes back with the larger of its own count and the least-served
+    waiting caller's, never ahead of those it competed with, and is forgotten after ``forget_s`` without
+    a request. Equal counts go to the caller whose last turn is oldest, so no name wins every tie.
     """
 
-    def __init__(self, share: FairShare | None = None) -> None:
+    def __init__(self, share: FairShare | None = None, forget_s: float = FORGET_S) -> None:
         self.share = share or FairShare()
+        self.forget_s = forget_s
         self._by_priority: dict[int, int] = {}  # pairs served while more than one priority waited
         self._by_group: dict[Group, int] = {}  # pairs served while more than one caller of a priority waited
+        self._seen: dict[Group, float] = {}  # when each counted caller last had a request waiting
+        self._last_turn: dict[Group, int] = {}  # the batch that last served each caller
+        self._batches = 0
 
     def choose(self, waiting: Iterable[Ticket[Any]], now: float) -> Ticket[Any]:
         """The request the next batch must advance, among ``waiting`` (not empty)."""
@@ -77,7 +82,7 @@ class Scheduler:
         priorities = {t.priority for t in tickets}
         priority = self._priority(priorities)
         same = [t for t in tickets if t.priority == priority]
-        tenant = self._tenant(priority, {t.tenant for t in same})
+        tenant = self._tenant(priority, {t.tenant for t in same}, now)
         mine = [t for t in same if t.tenant == tenant]
         horizon = self.share.bulk_max_wait_s
         return min(mine, key=lambda t: (t.deadline if t.deadline is not None else t.enqueued_at + horizon, t.enqueued_at))
@@ -86,7 +91,9 @@ class Scheduler:
         """Count a batch's pairs (by priority and caller), given who else was waiting when it was cut."""
         competing = {(t.priority, t.tenant) for t in waiting} | set(pairs_by_group)
         priorities = {p for p, _ in competing}
+        self._batches += 1
         for (priority, tenant), pairs in pairs_by_group.items():
+            self._last_turn[(priority, tenant)] = self._batches
             if len(priorities) > 1:
                 self._by_priority[priority] = self._by_priority.get(priority, 0) + pairs
             if len({g for g in competing if g[0] == priority}) > 1:
@@ -103,17 +110,19 @@ class Scheduler:
                 return priority
         return top
 
-    def _tenant(self, priority: int, waiting: set[str]) -> str:
+    def _tenant(self, priority: int, waiting: set[str], now: float) -> str:
+        for tenant in waiting:
+            self._seen[(priority, tenant)] = now
+        for group in [g for g, seen in self._seen.items() if now - seen > self.forget_s]:
+            del self._seen[group]  # quiet for long: its count no longer competes
+            self._by_group.pop(group, None)
+            self._last_turn.pop(group, None)
         if len(waiting) == 1:
-            for group in [g for g in self._by_group if g[0] == priority]:
-                del self._by_group[group]
             return next(iter(waiting))
         counts = {tenant: self._by_group.get((priority, tenant)) for tenant in waiting}
         known = [c for c in counts.values() if c is not None]
         floor = min(known) if known else 0
-        for group in [g for g in self._by_group if g[0] == priority and g[1] not in waiting]:
-            del self._by_group[group]  # gone quiet: its count no longer competes
         for tenant, count in counts.items():
-            if count is None:  # newly competing: level with the least served
-                self._by_group[(priority, tenant)] = floor
-        return min(waiting, key=lambda tenant: (self._by_group[(priority, tenant)], tenant))
+            # Newly competing, or back after a gap: level with the least served, not ahead of it.
+            self._by_group[(priority, tenant)] = floor if count is None else max(count, floor)
+        return min(waiting, key=lambda tenant: (self._by_group[(priority, tenant)], self._last_turn.get((priority, tenant), 0), tenant))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from .batcher import BatcherStats, BatchRecord, Completed, MicroBatcher
+from .batcher import BatcherStats, BatchRecord, Completed, MicroBatcher, Reservation
+from .claim import NO_CLAIM, Claim
 from .policy import BatchPolicy
 from .scheduling import FairShare
+from .speed import SpeedEstimate
 from .stages import BatchStages
 from .unbatched import PerRequestRunner
 
@@ -19,6 +21,7 @@ class Batcher(Protocol):
 
     name: str
     stats: BatcherStats
+    speed: SpeedEstimate
     on_batch: Callable[[BatchRecord], None] | None
 
     @property
@@ -31,16 +34,21 @@ class Batcher(Protocol):
         """Most items that may wait at once."""
         ...
 
+    @property
+    def queued_seconds(self) -> float:
+        """Estimated model time of the work waiting and in flight."""
+        ...
+
     def start(self) -> None:
         """Start serving on the running event loop."""
         ...
 
-    def check_room(self, count: int, deadline: float | None = None, priority: int = 0, tenant: str = "") -> None:
-        """Refuse now (QueueFull, WouldMissDeadline) what could not be taken on."""
+    def reserve(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
+        """Admit a request of ``count`` items and hold its room, or refuse it (QueueFull, WouldMissDeadline)."""
         ...
 
     async def submit(
-        self, payloads: Sequence[Any], costs: Sequence[int], deadline: float | None = None, priority: int = 0, tenant: str = ""
+        self, payloads: Sequence[Any], costs: Sequence[int], claim: Claim = NO_CLAIM, reservation: Reservation | None = None
     ) -> Completed[Any]:
         """Queue ``payloads`` and wait for their results."""
         ...
@@ -58,18 +66,16 @@ def create_batcher(
     max_queued: int,
     name: str,
     pipeline_depth: int = 2,
-    max_queued_cost: int | None = None,
     share: FairShare | None = None,
     tenant_share: float = 1.0,
-    tokens_per_s: float | None = None,
+    speed: SpeedEstimate | None = None,
 ) -> Batcher:
     """A batcher for ``strategy``: ``length`` (length-grouped, token-budgeted batches: what to serve with),
     ``arrival`` (first come first batched, by count only) or ``none`` (one model call per request). The
     last two are the baselines benchmarks compare against; ``policy`` is assumed to match ``strategy``.
-    The rest configure the batched strategies: ``max_queued_cost`` bounds the queued work in tokens,
-    ``share`` splits the device between priorities, ``tenant_share`` is the most of the queue one named
-    caller may hold, and ``tokens_per_s`` (the model's measured speed) refuses deadlines the queue would
-    outlast."""
+    The rest configure the batched strategies: ``share`` splits the device between priorities,
+    ``tenant_share`` is the most of the queue one named caller may hold, and ``speed`` (the model's
+    running speed, seeded by a start-up measurement) refuses deadlines the queue would outlast."""
     if strategy not in STRATEGIES:
         raise ValueError(f"batching strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if strategy == "none":
@@ -80,8 +86,7 @@ def create_batcher(
         max_queued=max_queued,
         name=name,
         pipeline_depth=pipeline_depth,
-        max_queued_cost=max_queued_cost,
         share=share,
         tenant_share=tenant_share,
-        tokens_per_s=tokens_per_s,
+        speed=speed,
     )

@@ -7,6 +7,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from .claim import NO_CLAIM, Claim
+
 P = TypeVar("P")
 R = TypeVar("R")
 
@@ -31,10 +33,8 @@ class Ticket(Generic[R]):
 
     size: int
     future: asyncio.Future[list[R]]
-    deadline: float | None
     enqueued_at: float
-    priority: int = 0  # Priority: lower goes first
-    tenant: str = ""  # the caller, for fair turns ("" for callers that do not say)
+    claim: Claim = NO_CLAIM  # deadline, priority and caller
     results: list[R | None] = field(init=False)
     remaining: int = field(init=False)
     started_at: float | None = None  # when the model first started on one of its items
@@ -43,6 +43,21 @@ class Ticket(Generic[R]):
     def __post_init__(self) -> None:
         self.results = [None] * self.size
         self.remaining = self.size
+
+    @property
+    def deadline(self) -> float | None:
+        """The claim's deadline."""
+        return self.claim.deadline
+
+    @property
+    def priority(self) -> int:
+        """The claim's priority."""
+        return self.claim.priority
+
+    @property
+    def tenant(self) -> str:
+        """The claim's caller."""
+        return self.claim.tenant
 
     @property
     def abandoned(self) -> bool:

@@ -8,8 +8,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-from .batcher import BatcherStats, BatchRecord, Completed
+from .batcher import BatcherStats, BatchRecord, Completed, Reservation
+from .claim import NO_CLAIM, Claim
 from .errors import BatcherClosed, DeadlineExceeded, QueueFull
+from .speed import SpeedEstimate
 from .stages import BatchStages, as_stages
 
 P = TypeVar("P")
@@ -30,6 +32,9 @@ class PerRequestRunner(Generic[P, R]):
         self.on_batch: Callable[[BatchRecord], None] | None = None
         self._stages = as_stages(model)
         self._queued = 0
+        self._queued_cost = 0  # tokens of the requests submitted and not yet answered
+        self._calls = 0
+        self.speed = SpeedEstimate()
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
 
@@ -41,23 +46,38 @@ class PerRequestRunner(Generic[P, R]):
     def start(self) -> None:
         """Nothing to start: each call runs on submission."""
 
-    def check_room(self, count: int, deadline: float | None = None, priority: int = 0, tenant: str = "") -> None:
-        """Raise :class:`QueueFull` now if ``count`` more items would not fit (one model call per request:
-        priorities, callers and deadlines play no part in this baseline)."""
+    @property
+    def queued_seconds(self) -> float:
+        """Estimated model time of the requests submitted and not yet answered."""
+        return self.speed.seconds(self._queued_cost, self._calls)
+
+    def reserve(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
+        """Admit ``count`` items if they fit (one model call per request: priorities, callers and deadlines
+        play no part in this baseline); the room is taken when they are submitted."""
+        self._check_room(count, claim)
+        return Reservation(None, count, 0, claim)
+
+    def _check_room(self, count: int, claim: Claim) -> None:
         if self._queued + count > self.capacity:
-            self.stats.refused[(priority, tenant)] += 1
+            self.stats.refused[claim.group] += 1
             raise QueueFull(count, self.capacity - self._queued, self.capacity)
 
     async def submit(
-        self, payloads: Sequence[P], costs: Sequence[int], deadline: float | None = None, priority: int = 0, tenant: str = ""
+        self, payloads: Sequence[P], costs: Sequence[int], claim: Claim = NO_CLAIM, reservation: Reservation | None = None
     ) -> Completed[R]:
         """Run ``payloads`` as one model call once the calls before it are done."""
+        if reservation is not None:
+            claim = reservation.claim
+            reservation.release()
         if self._closing:
             raise BatcherClosed(f"model {self.name!r} is shutting down")
         if not payloads:
             return Completed([], 0.0, 0.0)
-        self.check_room(len(payloads), deadline, priority, tenant)
+        self._check_room(len(payloads), claim)
+        deadline = claim.deadline
         self._queued += len(payloads)
+        self._queued_cost += sum(costs)
+        self._calls += 1
         self.stats.submissions += 1
         self.stats.items += len(payloads)
         enqueued = time.monotonic()
@@ -76,7 +96,10 @@ class PerRequestRunner(Generic[P, R]):
             raise DeadlineExceeded("deadline passed before the model answered") from None
         finally:
             self._queued -= len(payloads)
+            self._queued_cost -= sum(costs)
+            self._calls -= 1
         finished = time.monotonic()
+        self.speed.observe(sum(costs), finished - (started[0] if started else enqueued))
         self.stats.batches += 1
         self.stats.batched_items += len(payloads)
         self.stats.batch_tokens += sum(costs)

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from sentence_transformers import CrossEncoder
 
-    from ..config import BatchingConfig
+    from ..engine.settings import BatchingConfig
     from ..engine import default_tokenizer_threads
     from ..models import ModelLoadError, load_scorer, parse_model_arg
     from ..models.device import cpu_has_fast_bf16, resolve_device
@@ -359,7 +359,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rerank-bench``."""
-    from ..config import installed_version
+    from ..cli import installed_version
 
     parser = argparse.ArgumentParser(prog="rerank-bench", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--version", action="version", version="%(prog)s (rerank-grpc " + installed_version() + ")")

@@ -1,12 +1,19 @@
-"""The engine: the served models' scoring pipeline behind ``ServedModel.rerank`` / ``.score``, the one
-facade every transport calls (see ``served``)."""
+"""The engine: the served models' scoring pipeline (``served``) behind one gateway every transport calls
+(``gateway.Engine``), with its settings (``settings``)."""
 
+from .gateway import Caller, Engine, NotServing, RerankRequest, ScoreRequest, TooManyRequests
 from .pool import TokenizerPool, default_tokenizer_threads
 from .results import Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
 from .served import ModelRegistry, ServedModel, UnknownModel, listing, ranked_indices
 
 __all__ = [
+    "Caller",
+    "Engine",
     "ModelRegistry",
+    "NotServing",
+    "RerankRequest",
+    "ScoreRequest",
+    "TooManyRequests",
     "Options",
     "RankedDocument",
     "RerankResult",

@@ -17,21 +17,17 @@ class Options:
         normalization: raw model scores, or their sigmoid.
         windowing: split documents longer than the model reads into windows (None: truncate); Rerank only.
         error_on_truncation: refuse the request if any pair is longer than the model reads.
-        deadline: a ``time.monotonic()`` time after which nobody wants the answer (None: no deadline).
         max_document_tokens: read at most this many tokens of each document (None: what the model reads);
             Rerank without windowing only.
-        priority: the batcher's Priority (0 interactive, 1 bulk).
-        tenant: the caller, for fair turns and its share of the queue ("": not said).
+
+    Who asks and by when (deadline, priority, caller) is the request's :class:`Claim`, apart from these.
     """
 
     top_k: int = 0
     normalization: Normalization = Normalization.RAW
     windowing: Windowing | None = None
     error_on_truncation: bool = False
-    deadline: float | None = None
     max_document_tokens: int | None = None
-    priority: int = 0
-    tenant: str = ""
 
 
 @dataclass(frozen=True)

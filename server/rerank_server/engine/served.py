@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..batching import Batcher, Completed, create_batcher
-from ..config import BatchingConfig, RequestLimits
+from ..batching import NO_CLAIM, Batcher, Claim, Completed, Reservation, SpeedEstimate, create_batcher
 from ..models import ModelInfo, ModelKind, Scorer, ScoringPlan
 from ..models.encoding import Ids
 from ..models.windows import UnscorableInput
 from .pool import TokenizerPool
 from .results import Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
+from .settings import BatchingConfig, RequestLimits
 
 _SHOWN = 5  # offending items listed in one message
 
@@ -75,7 +75,7 @@ class ServedModel:
         tokens_per_s: float | None = None,
     ) -> ServedModel:
         """Give ``scorer`` a batcher of its own (batches of different models never mix); ``tokens_per_s``,
-        the model's measured speed, turns ``limits.max_queue_s`` into a bound on queued tokens."""
+        the model's speed measured at start-up, seeds the running estimate deadlines are admitted by."""
         batcher = create_batcher(
             limits.strategy,
             scorer,
@@ -83,29 +83,34 @@ class ServedModel:
             max_queued=limits.max_queued_pairs,
             name=scorer.info.name,
             pipeline_depth=limits.pipeline_depth,
-            max_queued_cost=limits.max_queued_tokens(tokens_per_s),
             share=limits.share,
             tenant_share=limits.tenant_queue_share,
-            tokens_per_s=tokens_per_s,
+            speed=SpeedEstimate(tokens_per_s, seed_tokens=limits.max_batch_tokens),
         )
         return cls(scorer, batcher, limits, pool, requests)
 
-    async def rerank(self, query: str, documents: Sequence[str], options: Options = Options()) -> RerankResult:
-        """Score ``documents`` against ``query`` and rank them, best first."""
+    async def rerank(self, query: str, documents: Sequence[str], options: Options = Options(), claim: Claim = NO_CLAIM) -> RerankResult:
+        """Score ``documents`` against ``query`` and rank them, best first; ``claim`` is the request's
+        deadline, priority and caller."""
         accepted = time.monotonic()
         self._refuse_oversized([query], "the query")
         self._refuse_oversized(documents, "documents")
-        # Each document is at least one queued item (one more for a bi-encoder's query): refuse an
-        # overloaded request before tokenizing it.
-        self.batcher.check_room(len(documents) + (self.info.kind is ModelKind.BI_ENCODER), options.deadline, options.priority, options.tenant)
-        windowing = options.windowing
-        if windowing is not None:
-            windowing = dataclasses.replace(windowing, max_windows=self.requests.max_request_pairs)
-        query_ids, document_ids = await self._tokenize([query], documents, whole=windowing is not None)
-        if options.max_document_tokens and windowing is None:
-            document_ids = [ids[: options.max_document_tokens] for ids in document_ids]
-        plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
-        scores, completed = await self._score(plan, options, "documents")
+        # Admitted (or refused) before any work: each document is at least one queued item, one more for
+        # a bi-encoder's query. The reservation holds that room while the texts are tokenized.
+        encoder = self.scorer.encoder
+        if self.info.kind is ModelKind.BI_ENCODER:
+            count, cost = len(documents) + 1, sum(encoder.estimate(len(t), pair=False) for t in (query, *documents))
+        else:
+            count, cost = len(documents), sum(encoder.estimate(len(query) + len(d)) for d in documents)
+        with self.batcher.reserve(count, claim, cost) as reservation:
+            windowing = options.windowing
+            if windowing is not None:
+                windowing = dataclasses.replace(windowing, max_windows=self.requests.max_request_pairs)
+            query_ids, document_ids = await self._tokenize([query], documents, whole=windowing is not None)
+            if options.max_document_tokens and windowing is None:
+                document_ids = [ids[: options.max_document_tokens] for ids in document_ids]
+            plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
+            scores, completed = await self._score(plan, options, reservation, "documents")
         truncated, windows = plan.truncated, plan.windows or [1] * len(documents)
         ranked = [
             RankedDocument(index=i, score=float(scores[i]), rank=rank, truncated=truncated[i], windows=windows[i])
@@ -113,18 +118,20 @@ class ServedModel:
         ]
         return RerankResult(self.info.name, ranked, _usage(plan), _timing(accepted, completed))
 
-    async def score(self, pairs: Sequence[tuple[str, str]], options: Options = Options()) -> ScoreResult:
+    async def score(self, pairs: Sequence[tuple[str, str]], options: Options = Options(), claim: Claim = NO_CLAIM) -> ScoreResult:
         """Score independent (query, document) pairs, in input order."""
         accepted = time.monotonic()
         self._refuse_oversized([t for pair in pairs for t in pair], "pairs", per_item=2)
-        self.batcher.check_room(len(pairs) if self.info.kind is ModelKind.CROSS_ENCODER else 1, options.deadline, options.priority, options.tenant)
-        queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
-        seen = set(queries)
-        documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))
-        query_ids, document_ids = await self._tokenize(queries, documents, whole=False)
-        ids = dict(zip(queries + documents, query_ids + document_ids))
-        plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
-        scores, completed = await self._score(plan, options, "pairs")
+        encoder, cross = self.scorer.encoder, self.info.kind is ModelKind.CROSS_ENCODER
+        cost = sum(encoder.estimate(len(q) + len(d)) if cross else encoder.estimate(len(q), False) + encoder.estimate(len(d), False) for q, d in pairs)
+        with self.batcher.reserve(len(pairs) if cross else 1, claim, cost) as reservation:
+            queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
+            seen = set(queries)
+            documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))
+            query_ids, document_ids = await self._tokenize(queries, documents, whole=False)
+            ids = dict(zip(queries + documents, query_ids + document_ids))
+            plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
+            scores, completed = await self._score(plan, options, reservation, "pairs")
         return ScoreResult(self.info.name, [float(s) for s in scores], list(plan.truncated), _usage(plan), _timing(accepted, completed))
 
     def _refuse_oversized(self, texts: Sequence[str], what: str, per_item: int = 1) -> None:
@@ -148,7 +155,7 @@ class ServedModel:
             self.pool.ids(encoder, queries, query_limit), self.pool.ids(encoder, documents, None if whole else limit)
         )
 
-    async def _score(self, plan: ScoringPlan, options: Options, what: str) -> tuple[np.ndarray, Completed[object]]:
+    async def _score(self, plan: ScoringPlan, options: Options, reservation: Reservation, what: str) -> tuple[np.ndarray, Completed[object]]:
         if options.error_on_truncation and any(plan.truncated):
             over = [i for i, t in enumerate(plan.truncated) if t]
             raise UnscorableInput(
@@ -156,7 +163,7 @@ class ServedModel:
                 "tokens with the query, and error_on_truncation is set; shorten or split them, or unset "
                 "error_on_truncation to score their beginning"
             )
-        completed = await self.batcher.submit(plan.items, plan.costs, options.deadline, options.priority, options.tenant)
+        completed = await self.batcher.submit(plan.items, plan.costs, reservation=reservation)
         return self.scorer.normalize(plan.combine(completed.results), options.normalization), completed
 
 

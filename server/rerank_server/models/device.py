@@ -133,3 +133,12 @@ def released_on_oom() -> Iterator[None]:
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         raise
+
+
+def device_kind(device: str, backend: str) -> str:
+    """cpu, cuda or mps: the kind of device ``--device`` resolves to (cpu for a bad value, which the
+    model load then reports with its fix)."""
+    try:
+        return resolve_device(device, backend).split(":")[0]
+    except ValueError:
+        return "cpu"

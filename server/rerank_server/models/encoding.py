@@ -23,6 +23,9 @@ Ids = npt.NDArray[np.int32]
 # Characters read per token wanted when a long text is tokenized only in part: English averages about
 # 4.5 a token under WordPiece; 16 leaves room for long words, numbers and URLs.
 CHARS_PER_TOKEN = 16
+# Characters a token is taken to cover when a request's work is estimated before tokenizing (admission):
+# a little under English's average, so the estimate errs long.
+ESTIMATE_CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -132,25 +135,35 @@ class TextEncoder:
         self.pair_specials = self.specials.count(pair=True)
         self.single_specials = self.specials.count(pair=False)
 
+    def estimate(self, chars: int, pair: bool = True) -> int:
+        """About how many tokens the model reads for a pair (or one text) of ``chars`` characters, without
+        tokenizing: what admission weighs a request by before its texts are tokenized."""
+        specials = self.pair_specials if pair else self.single_specials
+        return min(self.max_length, chars // ESTIMATE_CHARS_PER_TOKEN + specials)
+
     def ids(self, texts: Sequence[str], limit: int | None = None) -> list[Ids]:
         """Each text's token ids, without special tokens or truncation.
 
         With ``limit``, at most ``limit + 1`` ids are kept per text, and a long text is tokenized only
-        as far as needed for them: its first ``limit * CHARS_PER_TOKEN`` characters or so, cut at a space
-        (so no word is cut and the ids are exactly those the whole text starts with). The one id past
-        the limit marks the text as longer than what can be read. A text that gives too few ids that
-        way (tokens of dozens of characters), or has no space to cut at, is tokenized whole. Documents
-        of megabytes then cost what the model reads of them, not their size.
+        as far as needed for them: its first ``limit * CHARS_PER_TOKEN`` characters or so, cut where words
+        part (see :func:`_head`, so the ids are those the whole text starts with). The one id past the
+        limit marks the text as longer than what can be read. A text whose head gives too few ids that way
+        (tokens of dozens of characters) is read four times further, and so on. Documents of megabytes,
+        with or without spaces, then cost what the model reads of them, not their size.
         """
         if not texts:
             return []
         if limit is None:
             return self._encode(texts)
-        heads = [_head(t, limit * CHARS_PER_TOKEN) for t in texts]
+        chars = limit * CHARS_PER_TOKEN
+        heads = [_head(t, chars) for t in texts]
         out = self._encode(heads)
         for i, (text, head) in enumerate(zip(texts, heads)):
-            if head is not text and len(out[i]) <= limit:  # cut, yet not enough ids: the whole text
-                out[i] = self._encode([text])[0]
+            reach = chars
+            while head is not text and len(out[i]) <= limit:  # cut, yet not enough ids (very long tokens): read further
+                reach *= 4
+                head = _head(text, reach)
+                out[i] = self._encode([head])[0]
             out[i] = out[i][: limit + 1]
         return out
 
@@ -182,12 +195,24 @@ class TextEncoder:
 
 
 def _head(text: str, chars: int) -> str:
-    """``text`` up to the last space within its first ``chars`` characters (past half of them), or the
-    whole text when it is short or has no such space."""
+    """``text`` cut within its first ``chars`` characters (past half of them), or whole when short.
+
+    The cut goes where tokenizers split words anyway, so the ids of what is kept are those the whole text
+    starts with: after the last space; failing that, after the last character that is neither a letter
+    nor a digit (punctuation is a token of its own); failing that (a single "word" of thousands of
+    characters), at ``chars`` itself: such a run is read as one or a few unknown tokens either way, and a
+    text must never be tokenized whole because it has no space (megabytes of ``,,,,`` took 15 s).
+    """
     if len(text) <= chars:
         return text
     cut = text.rfind(" ", chars // 2, chars)
-    return text if cut < 0 else text[:cut]
+    if cut >= 0:
+        return text[:cut]
+    window = text[chars // 2 : chars]
+    for at in range(len(window) - 1, -1, -1):
+        if not window[at].isalnum():
+            return text[: chars // 2 + at + 1]
+    return text[:chars]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,16 @@ def read_tokens(path: str | Path) -> list[str]:
     if not tokens:
         raise ValueError(f"--auth-token-file {path} holds no token")
     return tokens
+
+
+def caller_from_header(headers: Mapping[str, str], tenant_header: str) -> str:
+    """The caller a ``tenant_header`` names, cut to 64 printable characters ("" when absent)."""
+    return "".join(c for c in headers.get(tenant_header, "") if c.isprintable())[:64]
+
+
+def caller_name(headers: Mapping[str, str], tokens: BearerTokens | None, tenant_header: str) -> str:
+    """Who a request comes from, with or without tokens (see :meth:`BearerTokens.caller`)."""
+    return tokens.caller(headers, tenant_header) if tokens is not None else caller_from_header(headers, tenant_header)
 
 
 class BearerTokens:
@@ -45,6 +55,13 @@ class BearerTokens:
         # Compare against every token in constant time: timing reveals nothing about them.
         matches = [hmac.compare_digest(given.strip().encode(), token) for _, token in self._tokens]
         return next((name for (name, _), match in zip(self._tokens, matches) if match), None)
+
+    def caller(self, headers: Mapping[str, str], tenant_header: str) -> str:
+        """Who a request comes from: its token's name where tokens are named (not forgeable), else the
+        ``tenant_header`` (cut to 64 printable characters), else "" (a caller that does not say)."""
+        if self.named:
+            return self.name_of(headers.get("authorization")) or ""
+        return caller_from_header(headers, tenant_header)
 
     def accepts(self, authorization: str | None) -> bool:
         """Whether an ``authorization`` value is ``Bearer <an accepted token>``."""

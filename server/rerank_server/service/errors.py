@@ -6,9 +6,9 @@ import logging
 
 import grpc
 
-from ..batching import BatcherClosed, DeadlineExceeded, QueueFull
+from ..batching import BatcherClosed, DeadlineExceeded, QueueFull, WouldMissDeadline
+from ..engine import NotServing, TooManyRequests, UnknownModel
 from ..models.windows import UnscorableInput
-from ..engine import UnknownModel
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,12 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, UnknownModel):
         return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, QueueFull):
+    if isinstance(exc, NotServing):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, (QueueFull, TooManyRequests)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, WouldMissDeadline) and exc.default_deadline:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)  # the server's own deadline: overload, not the caller's
     if isinstance(exc, DeadlineExceeded):
         return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
     if isinstance(exc, BatcherClosed):

@@ -20,7 +20,6 @@ import socket
 import ssl
 import time
 import uuid
-from dataclasses import replace
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -33,13 +32,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..batching import Priority
-from ..config import SecurityConfig
-from ..engine import Options, RerankResult
+from ..engine import Caller, Engine, Options, RerankRequest, RerankResult
+from ..engine.metrics import Metrics
 from ..models import Normalization
-from .admission import Admission
-from .auth import REFUSAL
+from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
-from .metrics import Metrics
+from .settings import SecurityConfig
 from .validation import check_documents
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ _HTTP_STATUS = {
     grpc.StatusCode.INTERNAL: 500,
 }
 
-Handler = Callable[[dict[str, Any], Options], Awaitable[tuple[Any, str, int]]]
+Handler = Callable[[dict[str, Any], Caller], Awaitable[tuple[Any, str, int]]]
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -68,9 +66,20 @@ def http_status(code: grpc.StatusCode) -> int:
 class HttpFrontDoor:
     """The Starlette application and the uvicorn server that runs it on the current event loop."""
 
-    def __init__(self, admission: Admission, metrics: Metrics, max_documents: int, max_body_bytes: int, security: SecurityConfig) -> None:
-        self.admission = admission
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: Metrics,
+        max_documents: int,
+        max_body_bytes: int,
+        security: SecurityConfig,
+        tokens: BearerTokens | None = None,
+        tenant_header: str = "x-rerank-tenant",
+    ) -> None:
+        self.engine = engine
         self.metrics = metrics
+        self.tokens = tokens
+        self.tenant_header = tenant_header
         self.max_documents = max_documents
         self.max_body_bytes = max_body_bytes
         self.security = security
@@ -134,25 +143,22 @@ class HttpFrontDoor:
             try:
                 self._authorize(request)
                 body = await self._json(request)
-                options = Options(
-                    deadline=self.admission.deadline(_timeout(request)), priority=_priority(body), tenant=self.admission.tenant(request.headers)
-                )
-                with self.admission.admitted():
-                    answer, model, pairs = await handle(body, options)
+                caller = Caller(caller_name(request.headers, self.tokens, self.tenant_header), _priority(body), _timeout(request))
+                answer, model, pairs = await handle(body, caller)
             except asyncio.CancelledError:
-                self.admission.answered(method, "CANCELLED", started, request_id, str(body.get("model", "")))
+                self.engine.answered(method, "CANCELLED", started, request_id, str(body.get("model", "")))
                 raise
             except Exception as exc:
                 code, message = to_status(exc)
-                self.admission.answered(method, code.name, started, request_id, str(body.get("model", "")), error=message)
+                self.engine.answered(method, code.name, started, request_id, str(body.get("model", "")), error=message)
                 return JSONResponse({"message": message, "error": {"code": code.name, "message": message}}, status_code=http_status(code))
-            self.admission.answered(method, "OK", started, request_id, model, pairs)
+            self.engine.answered(method, "OK", started, request_id, model, pairs)
             return JSONResponse(answer)
 
         return endpoint
 
     def _authorize(self, request: Request) -> None:
-        tokens = self.admission.tokens
+        tokens = self.tokens
         if tokens is not None and not tokens.accepts(request.headers.get("authorization")):
             raise RequestError(grpc.StatusCode.UNAUTHENTICATED, REFUSAL.replace("metadata", "the header"))
 
@@ -175,7 +181,7 @@ class HttpFrontDoor:
             raise invalid("the body must be a JSON object")
         return body
 
-    async def _cohere(self, body: dict[str, Any], given: Options) -> tuple[Any, str, int]:
+    async def _cohere(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
         """Cohere's rerank: {query, documents (strings or {text}), model, top_n, return_documents,
         max_tokens_per_doc} -> {id, results: [{index, relevance_score, document?}], meta}."""
         query = _field(body, "query", str)
@@ -185,8 +191,8 @@ class HttpFrontDoor:
         for name, value in (("top_n", top_n), ("max_tokens_per_doc", max_tokens)):
             if value is not None and value < 1:
                 raise invalid(f"{name} must be at least 1, got {value}")
-        options = replace(given, top_k=top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=max_tokens)
-        result = await self._rerank(body, query, documents, options)
+        options = Options(top_k=top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=max_tokens)
+        result = await self._rerank(body, query, documents, options, caller)
         with_text = bool(_optional(body, "return_documents", bool))
         results = [
             {"index": d.index, "relevance_score": d.score, **({"document": {"text": documents[d.index]}} if with_text else {})}
@@ -195,7 +201,7 @@ class HttpFrontDoor:
         meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}, result.model, result.usage.pairs
 
-    async def _tei(self, body: dict[str, Any], given: Options) -> tuple[Any, str, int]:
+    async def _tei(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
         """TEI's rerank: {query, texts, raw_scores, return_text, truncate} -> [{index, score, text?}], best
         first. ``truncate`` false refuses texts longer than the model reads (TEI's own rule); left out, it
         truncates (as TEI started with --auto-truncate)."""
@@ -205,21 +211,19 @@ class HttpFrontDoor:
             raise invalid("texts must be a list of strings")
         raw = bool(_optional(body, "raw_scores", bool))
         truncate = _optional(body, "truncate", bool)
-        options = replace(given, normalization=Normalization.RAW if raw else Normalization.SIGMOID, error_on_truncation=truncate is False)
-        result = await self._rerank(body, query, texts, options)
+        options = Options(normalization=Normalization.RAW if raw else Normalization.SIGMOID, error_on_truncation=truncate is False)
+        result = await self._rerank(body, query, texts, options, caller)
         with_text = bool(_optional(body, "return_text", bool))
         answer = [{"index": d.index, "score": d.score, **({"text": texts[d.index]} if with_text else {})} for d in result.documents]
         return answer, result.model, result.usage.pairs
 
-    async def _rerank(self, body: dict[str, Any], query: str, documents: list[str], options: Options) -> RerankResult:
-        served = self.admission.model(str(_optional(body, "model", str) or ""))
+    async def _rerank(self, body: dict[str, Any], query: str, documents: list[str], options: Options, caller: Caller) -> RerankResult:
+        model = str(_optional(body, "model", str) or "")
         check_documents(query, documents, self.max_documents)
-        result = await served.rerank(query, documents, options)
-        self.admission.count_truncated(served.info.name, result.usage)
-        return result
+        return await self.engine.rerank(RerankRequest(query, documents, options, model, caller))
 
     async def _health(self, request: Request) -> Response:
-        serving = self.admission.ready and not self.admission.draining
+        serving = self.engine.ready and not self.engine.draining
         return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
 
     async def _models(self, request: Request) -> Response:
@@ -227,9 +231,9 @@ class HttpFrontDoor:
             self._authorize(request)
         except RequestError as exc:
             return JSONResponse({"message": exc.message}, status_code=401)
-        if not self.admission.ready:
+        if not self.engine.ready:
             return JSONResponse({"message": "models are still loading; retry shortly"}, status_code=503)
-        registry = self.admission.registry
+        registry = self.engine.registry
         data = [
             {
                 "id": m.info.name,

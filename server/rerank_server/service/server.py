@@ -12,15 +12,15 @@ from grpc_reflection.v1alpha import reflection
 from rerank_client._pb import rerank_pb2 as pb
 from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 
-from ..config import SecurityConfig, ServerConfig, device_kind
+from ..engine import Engine, ModelRegistry, ServedModel, TokenizerPool, default_tokenizer_threads
+from ..engine.metrics import Metrics
 from ..models import Scorer
-from ..engine import ModelRegistry, ServedModel, TokenizerPool, default_tokenizer_threads
-from .admission import Admission
+from ..models.device import device_kind
 from .auth import BearerTokenInterceptor, BearerTokens, read_tokens
 from .http import HttpFrontDoor
 from .malformed import MalformedRequestInterceptor
-from .metrics import Metrics
 from .servicer import RerankerServicer
+from .settings import SecurityConfig, ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,8 @@ class RerankServer:
         self.metrics = Metrics(self.registry)
         self.metrics_port: int | None = None
         tokens = BearerTokens(read_tokens(config.security.auth_token_file)) if config.security.auth_token_file else None
-        self.admission = Admission(
-            self.registry, config.max_request_time_s, config.max_concurrent_rpcs, self.metrics, config.log_requests, tokens, config.tenant_header
-        )
-        self.servicer = RerankerServicer(self.admission, config.max_documents, config.stream_window)
+        self.engine = Engine(self.registry, config.admission, self.metrics, config.log_requests)
+        self.servicer = RerankerServicer(self.engine, config.max_documents, config.stream_window, tokens, config.tenant_header)
         self.health = health.aio.HealthServicer()
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -68,7 +66,9 @@ class RerankServer:
         self.port = self._bind(config)
         self.http: HttpFrontDoor | None = None
         if config.http_port is not None:
-            self.http = HttpFrontDoor(self.admission, self.metrics, config.max_documents, config.max_message_bytes, config.security)
+            self.http = HttpFrontDoor(
+                self.engine, self.metrics, config.max_documents, config.max_message_bytes, config.security, tokens, config.tenant_header
+            )
 
     def _bind(self, config: ServerConfig) -> int:
         address = config.address
@@ -106,8 +106,8 @@ class RerankServer:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 
     def serve(self, scorer: Scorer, tokens_per_s: float | None = None) -> ServedModel:
-        """Serve ``scorer`` with the configured batching (its queue bounded by ``tokens_per_s``, the
-        model's measured speed, where the config bounds it in seconds); the first one served is the default."""
+        """Serve ``scorer`` with the configured batching; ``tokens_per_s``, its speed measured at start-up,
+        seeds the running estimate deadlines are admitted by. The first one served is the default."""
         model = ServedModel.create(scorer, self.config.batching, self.tokenizers, self.config.request_limits, tokens_per_s)
         self.add_model(model)
         return model
@@ -123,7 +123,7 @@ class RerankServer:
         """All models are loaded: take traffic."""
         if not len(self.registry):
             raise RuntimeError("no model to serve")
-        self.admission.ready = True
+        self.engine.ready = True
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
@@ -137,8 +137,8 @@ class RerankServer:
         instead of ending CANCELLED.
         """
         await self.health.enter_graceful_shutdown()
-        self.admission.draining = True
-        if await self.admission.wait_idle(grace):
+        self.engine.draining = True
+        if await self.engine.wait_idle(grace):
             await asyncio.sleep(self.config.settle_s)  # a production pause, not synchronisation: clients re-resolve
             await self._server.stop(_REFUSALS_GRACE_S)
         else:  # the grace is spent: what still runs is cut

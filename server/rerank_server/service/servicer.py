@@ -1,4 +1,4 @@
-"""The rerank.v1.Reranker servicer: protobuf in, the engine, protobuf out; admission and accounting."""
+"""The rerank.v1.Reranker servicer: protobuf in, the engine's gateway, protobuf out."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import grpc
 from rerank_client._pb import rerank_pb2 as pb
 from rerank_client._pb import rerank_pb2_grpc as pb_grpc
 
-from ..engine import Options, ServedModel, Timing, Usage
-from .admission import Admission
+from ..engine import Caller, Engine, Options, RerankRequest, ScoreRequest, ServedModel, Timing, Usage
 from ..models import ModelKind
+from .auth import BearerTokens, caller_name
 from .errors import invalid, to_status
 from .malformed import Malformed
 from .validation import check_rerank, check_score
@@ -31,37 +31,45 @@ _KINDS = {ModelKind.CROSS_ENCODER: pb.MODEL_KIND_CROSS_ENCODER, ModelKind.BI_ENC
 class RerankerServicer(pb_grpc.RerankerServicer):
     """Implements Rerank, Score, RerankStream and ListModels: protobuf to the engine and back.
 
-    Admission (readiness, draining, the concurrency cap), deadlines and accounting are the
-    :class:`Admission` it shares with the other transports; a RerankStream request counts on its own.
+    Admission (readiness, draining, the concurrency cap, deadlines), scoring and accounting are the
+    :class:`Engine`'s, shared with the other transports; a RerankStream request counts on its own.
     """
 
-    def __init__(self, admission: Admission, max_documents: int, stream_window: int = 64) -> None:
-        self.admission = admission
+    def __init__(
+        self,
+        engine: Engine,
+        max_documents: int,
+        stream_window: int = 64,
+        tokens: BearerTokens | None = None,
+        tenant_header: str = "x-rerank-tenant",
+    ) -> None:
+        self.engine = engine
         self.max_documents = max_documents
         self.stream_window = stream_window  # requests of one stream read and not yet answered, at most
+        self.tokens = tokens
+        self.tenant_header = tenant_header
 
     @property
     def counts(self) -> Counter[tuple[str, str]]:
         """Requests answered so far, by (method, status code name), across transports."""
-        return self.admission.counts
+        return self.engine.counts
 
     # --- RPCs -------------------------------------------------------------------------------------
 
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         """Rank the documents of one request."""
-        return await self._unary("Rerank", request, lambda: self._rerank(request, self._deadline(context), self._tenant(context)), context)
+        return await self._unary("Rerank", request, lambda: self._rerank(request, context), context)
 
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         """Score arbitrary pairs, in input order."""
-        return await self._unary("Score", request, lambda: self._score(request, self._deadline(context), self._tenant(context)), context)
+        return await self._unary("Score", request, lambda: self._score(request, context), context)
 
     async def _unary(
         self, method: str, request: Any, work: Callable[[], Awaitable[_Response]], context: grpc.aio.ServicerContext
     ) -> _Response:
         started = time.monotonic()
         try:
-            with self.admission.admitted():
-                response = await work()
+            response = await work()
         except asyncio.CancelledError:
             self._answered(method, _why_cancelled(context), request, None, started)
             raise
@@ -77,10 +85,10 @@ class RerankerServicer(pb_grpc.RerankerServicer):
     def _answered(
         self, method: str, code: grpc.StatusCode, request: Any, response: Any, started: float, error: str = ""
     ) -> None:
-        """Account for one answered request (see :meth:`Admission.answered`)."""
+        """Account for one answered request (see :meth:`Engine.answered`)."""
         model = response.model if response is not None else request.model
         pairs = response.usage.pairs if response is not None else 0
-        self.admission.answered(method, code.name, started, request.request_id, model, pairs, error)
+        self.engine.answered(method, code.name, started, request.request_id, model, pairs, error)
 
     async def RerankStream(
         self, request_iterator: AsyncIterator[pb.RerankRequest | Malformed], context: grpc.aio.ServicerContext
@@ -94,14 +102,12 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         """
         responses: asyncio.Queue[pb.RerankResponse | None] = asyncio.Queue()
         window = asyncio.Semaphore(self.stream_window)
-        tenant = self._tenant(context)
         tasks: set[asyncio.Task[None]] = set()
 
         async def answer(request: pb.RerankRequest) -> None:
             started = time.monotonic()
             try:
-                with self.admission.admitted():
-                    response = await self._rerank(request, self._deadline(context), tenant)
+                response = await self._rerank(request, context)
                 self._answered("RerankStream", grpc.StatusCode.OK, request, response, started)
             except Exception as exc:
                 response = self._stream_error(request, exc, started)
@@ -145,9 +151,9 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         """Every served model with its kind, limits, device and dtype."""
-        if not self.admission.ready:
+        if not self.engine.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "models are still loading; wait for the health check")
-        registry = self.admission.registry
+        registry = self.engine.registry
         default = registry.default_name
         return pb.ListModelsResponse(
             models=[self._model_info(m, m.info.name == default) for m in registry],
@@ -157,21 +163,16 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     # --- the request path -------------------------------------------------------------------------
 
-    def _deadline(self, context: grpc.aio.ServicerContext) -> float | None:
-        return self.admission.deadline(context.time_remaining())
-
-    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
+    def _caller(self, context: grpc.aio.ServicerContext, priority: int) -> Caller:
+        """Who calls (token name or tenant header), how urgently, and the deadline gRPC carries."""
         metadata = context.invocation_metadata() or ()
-        return self.admission.tenant({key: value if isinstance(value, str) else value.decode(errors="replace") for key, value in metadata})
+        headers = {key: value if isinstance(value, str) else value.decode(errors="replace") for key, value in metadata}
+        return Caller(caller_name(headers, self.tokens, self.tenant_header), priority, context.time_remaining())
 
-    async def _rerank(self, request: pb.RerankRequest, deadline: float | None, tenant: str) -> pb.RerankResponse:
-        served = self.admission.model(request.model)
+    async def _rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         job = check_rerank(request, self.max_documents)
-        options = Options(
-            job.top_k, job.normalization, job.windowing, request.error_on_truncation, deadline, priority=job.priority, tenant=tenant
-        )
-        result = await served.rerank(job.query, job.documents, options)
-        self.admission.count_truncated(served.info.name, result.usage)
+        options = Options(job.top_k, job.normalization, job.windowing, request.error_on_truncation)
+        result = await self.engine.rerank(RerankRequest(job.query, job.documents, options, request.model, self._caller(context, job.priority)))
         results = [
             pb.RankedDocument(
                 index=d.index,
@@ -187,14 +188,10 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             results=results, model=result.model, usage=_usage(result.usage), timing=_timing(result.timing), request_id=request.request_id
         )
 
-    async def _score(self, request: pb.ScoreRequest, deadline: float | None, tenant: str) -> pb.ScoreResponse:
-        served = self.admission.model(request.model)
+    async def _score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         job = check_score(request, self.max_documents)
-        options = Options(
-            normalization=job.normalization, error_on_truncation=request.error_on_truncation, deadline=deadline, priority=job.priority, tenant=tenant
-        )
-        result = await served.score(job.pairs, options)
-        self.admission.count_truncated(served.info.name, result.usage)
+        options = Options(normalization=job.normalization, error_on_truncation=request.error_on_truncation)
+        result = await self.engine.score(ScoreRequest(job.pairs, options, request.model, self._caller(context, job.priority)))
         return pb.ScoreResponse(
             scores=result.scores,
             truncated=result.truncated,

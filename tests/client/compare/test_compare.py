@@ -86,7 +86,7 @@ def test_compare_local_with_a_model_that_cannot_be_had_offline_says_so_in_one_li
 
 def test_compare_and_loadtest_take_the_connection_flags_rank_takes(cross_scorer: Any, bi_scorer: Any, tmp_path: Path) -> None:
     """A server with a bearer token: compare and loadtest reach it with --token, as rank does."""
-    from rerank_server.config import SecurityConfig
+    from rerank_server.service.settings import SecurityConfig
     from tests.processes import run_cli
 
     tokens = tmp_path / "tokens"

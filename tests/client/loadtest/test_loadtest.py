@@ -17,7 +17,7 @@ from rerank_client.loadtest.report import build_report, percentile
 from rerank_client.loadtest.runner import RequestPool, closed_loop, open_loop
 from rerank_client.loadtest.sweep import saturation_step, sweep_rates
 from rerank_client.loadtest.workload import Workload, parse_range
-from rerank_server.config import BatchingConfig
+from rerank_server.engine.settings import BatchingConfig
 from tests.processes import ServerProcess, run_cli
 from tests.server_harness import ServerThread
 
@@ -212,7 +212,7 @@ def test_retried_calls_are_counted_and_retries_off_shows_the_raw_failures(cross_
     workload = Workload(Corpus.builtin(), documents=(1, 2))
     with ServerThread([cross_scorer]) as draining, ServerThread([cross_scorer]) as healthy:
         assert draining.server is not None
-        draining.server.admission.draining = True
+        draining.server.engine.draining = True
 
         async def go(retries: int) -> RunResult:
             caller = UnaryCaller([draining.target, healthy.target], timeout=30.0, retries=retries)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_server.batching import BatchPolicy, DeadlineExceeded, MicroBatcher, QueueFull
+from rerank_server.batching import BatchPolicy, Claim, DeadlineExceeded, MicroBatcher, QueueFull
 from rerank_server.batching.batcher import BatchRecord
 
 HOUR = 3600.0
@@ -171,7 +171,7 @@ async def test_expired_deadline_drops_pairs_before_the_model() -> None:
     await wait_until(model.entered.is_set)
     loop = asyncio.get_running_loop()
     with pytest.raises(DeadlineExceeded):
-        await batcher.submit(["late1", "late2"], [1, 1], deadline=loop.time() + 0.01)
+        await batcher.submit(["late1", "late2"], [1, 1], Claim(deadline=loop.time() + 0.01))
     model.gate.set()
     await running
     assert "late1" not in model.seen
@@ -386,9 +386,18 @@ async def test_a_failing_fetch_is_isolated_like_a_failing_forward() -> None:
     await batcher.aclose()
 
 
-async def test_check_room_refuses_before_any_work() -> None:
+async def test_reserved_room_counts_as_taken_until_released() -> None:
     batcher = make(RecordingModel(), max_queued=3)
-    batcher.check_room(3)
-    with pytest.raises(QueueFull, match="3 pairs do not fit|4 pairs do not fit"):
-        batcher.check_room(4)
+    held = batcher.reserve(2)
+    with pytest.raises(QueueFull, match="2 pairs do not fit"):
+        batcher.reserve(2)  # two requests admitted at once cannot overfill the queue
+    held.release()
+    held.release()  # once only
+    with batcher.reserve(3):
+        pass
+    with pytest.raises(QueueFull, match="4 pairs do not fit"):
+        batcher.reserve(4)
+    assert (await batcher.submit([1, 2, 3], [1, 1, 1], reservation=batcher.reserve(3))).results == [2, 4, 6]
+    with batcher.reserve(3):  # the reservation became the items, and they are done: all room is free
+        assert batcher.queued == 0
     await batcher.aclose()

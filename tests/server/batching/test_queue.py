@@ -25,7 +25,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def _submit(queue: WorkQueue, loop: asyncio.AbstractEventLoop, costs: list[int]) -> Ticket[Any]:
-    ticket: Ticket[Any] = Ticket(size=len(costs), future=loop.create_future(), deadline=None, enqueued_at=0.0)
+    ticket: Ticket[Any] = Ticket(size=len(costs), future=loop.create_future(), enqueued_at=0.0)
     queue.put([WorkItem(payload=i, cost=c, ticket=ticket, index=i, arrived=0.0) for i, c in enumerate(costs)])
     return ticket
 

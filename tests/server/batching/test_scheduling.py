@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rerank_server.batching import BatchPolicy, MicroBatcher
+from rerank_server.batching import BatchPolicy, Claim, MicroBatcher, SpeedEstimate
 from rerank_server.batching.errors import QueueFull, WouldMissDeadline
 from rerank_server.batching.scheduling import FairShare, Priority, Scheduler
 from rerank_server.batching.ticket import Ticket
@@ -21,7 +21,7 @@ BULK, INTERACTIVE = int(Priority.BULK), int(Priority.INTERACTIVE)
 
 
 def ticket(loop: asyncio.AbstractEventLoop, at: float, priority: int = 0, tenant: str = "", deadline: float | None = None) -> Ticket[Any]:
-    return Ticket(size=1, future=loop.create_future(), deadline=deadline, enqueued_at=at, priority=priority, tenant=tenant)
+    return Ticket(size=1, future=loop.create_future(), enqueued_at=at, claim=Claim(deadline, priority, tenant))
 
 
 async def test_interactive_first_then_bulk_gets_its_share() -> None:
@@ -98,7 +98,7 @@ async def test_batches_are_cut_for_interactive_work_ahead_of_a_bulk_backlog() ->
     batcher = MicroBatcher(model, BatchPolicy(max_batch_size=4, max_batch_tokens=10**6, max_wait_s=0.0), max_queued=1000, pipeline_depth=1, share=FairShare(bulk_share=0.0, bulk_max_wait_s=HOUR))
     first = asyncio.create_task(batcher.submit(["hold"], [1]))
     await until(lambda: len(model.batches) == 1)
-    bulk = [asyncio.create_task(batcher.submit([f"bulk{i}"], [1], priority=BULK)) for i in range(8)]
+    bulk = [asyncio.create_task(batcher.submit([f"bulk{i}"], [1], Claim(priority=BULK))) for i in range(8)]
     interactive = asyncio.create_task(batcher.submit(["user1", "user2"], [1, 1]))
     await until(lambda: batcher.queued == 10)
     model.gate.set()
@@ -113,13 +113,13 @@ async def test_batches_are_cut_for_interactive_work_ahead_of_a_bulk_backlog() ->
 async def test_a_named_caller_cannot_take_more_than_its_share_of_the_queue() -> None:
     model = Gate()
     batcher = MicroBatcher(model, BatchPolicy(max_batch_size=1, max_wait_s=0.0), max_queued=10, pipeline_depth=1, tenant_share=0.5)
-    hold = asyncio.create_task(batcher.submit(["hold"], [1], tenant="a"))
+    hold = asyncio.create_task(batcher.submit(["hold"], [1], Claim(tenant="a")))
     await until(lambda: len(model.batches) == 1)
-    mine = [asyncio.create_task(batcher.submit([f"a{i}"], [1], tenant="a")) for i in range(5)]
+    mine = [asyncio.create_task(batcher.submit([f"a{i}"], [1], Claim(tenant="a"))) for i in range(5)]
     await until(lambda: batcher.queued == 5)
     with pytest.raises(QueueFull, match="caller 'a'"):
-        await batcher.submit(["a-too-many"], [1], tenant="a")
-    other = asyncio.create_task(batcher.submit(["b0"], [1], tenant="b"))  # b still has room
+        await batcher.submit(["a-too-many"], [1], Claim(tenant="a"))
+    other = asyncio.create_task(batcher.submit(["b0"], [1], Claim(tenant="b")))  # b still has room
     await until(lambda: batcher.queued == 6)
     model.gate.set()
     await asyncio.gather(hold, other, *mine)
@@ -127,18 +127,79 @@ async def test_a_named_caller_cannot_take_more_than_its_share_of_the_queue() -> 
     await batcher.aclose()
 
 
-async def test_a_deadline_the_queue_ahead_would_outlast_is_refused_at_once() -> None:
+async def test_a_deadline_the_queue_ahead_and_its_own_work_would_outlast_is_refused_at_once() -> None:
     now = [0.0]
     model = Gate()
-    batcher = MicroBatcher(model, BatchPolicy(max_batch_size=1, max_wait_s=0.0), max_queued=100, pipeline_depth=1, clock=lambda: now[0], tokens_per_s=100.0)
+    policy = BatchPolicy(max_batch_size=1, max_batch_tokens=50, max_wait_s=0.0)
+    batcher = MicroBatcher(model, policy, max_queued=100, pipeline_depth=1, clock=lambda: now[0], speed=SpeedEstimate(100.0))
     hold = asyncio.create_task(batcher.submit(["hold"], [1]))
     await until(lambda: len(model.batches) == 1)
     queued = [asyncio.create_task(batcher.submit([f"q{i}"], [50])) for i in range(4)]  # 200 tokens: 2 s of work
     await until(lambda: batcher.queued == 4)
-    with pytest.raises(WouldMissDeadline, match="about 2000 ms"):
-        batcher.check_room(1, deadline=1.0)
-    batcher.check_room(1, deadline=3.0)  # enough time: admitted
-    batcher.check_room(1, deadline=1.0, priority=INTERACTIVE - 1)  # nothing queued ahead of a higher priority
+    # Its own item counts as long as the average item (about 50 tokens): 2.5 s with the work ahead and in flight.
+    with pytest.raises(WouldMissDeadline, match="about 25[0-9]{2} ms"):
+        batcher.reserve(1, Claim(deadline=2.2))
+    batcher.reserve(1, Claim(deadline=3.0)).release()  # enough time: admitted
+    batcher.reserve(1, Claim(deadline=1.0, priority=INTERACTIVE - 1)).release()  # nothing queued ahead of a higher priority
+    with pytest.raises(WouldMissDeadline, match="overloaded"):  # the server's default deadline: overload, said so
+        batcher.reserve(1, Claim(deadline=1.0, default_deadline=True))
+    assert batcher.stats.refused[(INTERACTIVE, "")] == 2
     model.gate.set()
     await asyncio.gather(hold, *queued)
     await batcher.aclose()
+
+
+def _closed_loop(queue_size: int, callers: dict[str, tuple[int, int]], batches: int, batch: int = 16) -> Counter[str]:
+    """Pairs served per caller when each caller keeps ``n`` requests of ``docs`` items queued (a closed
+    loop: a request whose last item is taken is replaced at once), batches cut by the queue and scheduler."""
+    from rerank_server.batching.queue import WorkQueue
+    from rerank_server.batching.ticket import WorkItem
+
+    loop = asyncio.new_event_loop()
+    queue, scheduler = WorkQueue(queue_size), Scheduler()
+    policy = BatchPolicy(max_batch_size=batch, max_batch_tokens=10**6, max_wait_s=0.0)
+    left: dict[Ticket[Any], int] = {}
+
+    def send(name: str, docs: int, at: float) -> None:
+        t = ticket(loop, at, tenant=name)
+        queue.put([WorkItem(payload=None, cost=10 + i % 3, ticket=t, index=i, arrived=at) for i in range(docs)])
+        left[t] = docs
+
+    for name, (n, docs) in callers.items():
+        for _ in range(n):
+            send(name, docs, 0.0)
+    served: Counter[str] = Counter()
+    sizes = []
+    for step in range(batches):
+        taken = queue.take_batch(policy, scheduler, now=float(step))
+        sizes.append(len(taken))
+        for item in taken:
+            served[item.ticket.tenant] += 1
+            left[item.ticket] -= 1
+            if not left[item.ticket]:
+                del left[item.ticket]
+                send(item.ticket.tenant, callers[item.ticket.tenant][1], float(step))
+    loop.close()
+    served["(mean batch)"] = sum(sizes) // len(sizes)
+    return served
+
+
+def test_ten_callers_against_two_get_half_each() -> None:
+    served = _closed_loop(10_000, {"many": (10, 20), "few": (2, 20)}, batches=300)
+    total = served["many"] + served["few"]
+    assert served["few"] / total >= 0.45 and served["many"] / total >= 0.45
+    assert served["(mean batch)"] == 16
+
+
+def test_no_caller_of_many_is_starved_and_batches_stay_full() -> None:
+    callers = {f"t{i:02d}": (1, 1) for i in range(64)}  # one-document calls, a name each
+    served = _closed_loop(10_000, callers, batches=400)
+    counts = [served[name] for name in callers]
+    assert min(counts) >= 0.8 * (sum(counts) / len(counts))  # every name its share, not the first few in name order
+    assert served["(mean batch)"] == 16  # fair turns do not shrink batches: others fill them
+
+
+def test_three_named_callers_share_evenly() -> None:
+    served = _closed_loop(10_000, {"alpha": (4, 1), "beta": (4, 1), "gamma": (4, 1)}, batches=300, batch=4)
+    counts = [served[n] for n in ("alpha", "beta", "gamma")]
+    assert max(counts) <= 1.2 * min(counts)

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
 from rerank_client._pb import rerank_pb2 as pb
 from rerank_client._pb import rerank_pb2_grpc as pb_grpc
-from rerank_server.config import RequestLimits
+from rerank_server.engine.settings import RequestLimits
 from rerank_server.models.encoding import _head
 from tests.models_for_tests import TINY_MAX_LENGTH
 from tests.processes import ServerProcess
@@ -86,6 +87,17 @@ def test_a_long_document_is_tokenized_only_as_far_as_the_model_reads(cross_score
         result = asyncio.run(scenario())
     long = next(r for r in result.results if r.index == 0)
     assert long.truncated and result.usage.tokens <= 2 * TINY_MAX_LENGTH
+
+
+@pytest.mark.parametrize("unit", [",", "a" * 7 + ",", "x"])
+def test_a_long_text_without_spaces_is_cut_before_tokenizing_too(cross_scorer: Any, unit: str) -> None:
+    encoder = cross_scorer.encoder
+    document = unit * (1_000_000 // len(unit))  # a megabyte with no space: punctuation, words and commas, one run
+    head = _head(document, TINY_MAX_LENGTH * 16)
+    assert len(head) <= TINY_MAX_LENGTH * 16 and document.startswith(head)  # never the whole megabyte
+    capped = encoder.ids([document], limit=TINY_MAX_LENGTH)[0]
+    whole = encoder.ids([document[:50_000]])[0]
+    assert capped.tolist() == whole[: TINY_MAX_LENGTH + 1].tolist()  # the same ids the text starts with
 
 
 def test_a_malformed_message_on_a_stream_is_answered_in_the_stream(cross_scorer: Any) -> None:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from rerank_client import RerankClient
-from rerank_server.config import BatchingConfig, SecurityConfig
+from rerank_server.engine.settings import BatchingConfig
+from rerank_server.service.settings import SecurityConfig
 from tests.server_harness import ServerThread
 
 QUERY = "how do plants make energy from light"

@@ -9,12 +9,13 @@ import grpc
 import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
+from rerank_server.engine.settings import AdmissionConfig
 from tests.server_harness import GatedScorer, ServerThread, until
 
 
 def test_max_request_time_caps_requests_without_a_deadline(cross_scorer: Any) -> None:
     gated = GatedScorer(cross_scorer)
-    with ServerThread([gated], max_request_time_s=0.5) as running:
+    with ServerThread([gated], admission=AdmissionConfig(max_request_time_s=0.5)) as running:
         batcher = running.model().batcher
 
         async def scenario() -> None:
@@ -34,7 +35,7 @@ def test_max_request_time_caps_requests_without_a_deadline(cross_scorer: Any) ->
 
 def test_max_concurrent_rpcs_refuses_the_excess_at_once(cross_scorer: Any) -> None:
     gated = GatedScorer(cross_scorer)
-    with ServerThread([gated], max_concurrent_rpcs=2) as running:
+    with ServerThread([gated], admission=AdmissionConfig(max_concurrent=2)) as running:
 
         async def scenario() -> list[Any]:
             async with AsyncRerankClient(running.target, timeout=60, retries=0) as client:

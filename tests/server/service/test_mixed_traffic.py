@@ -13,7 +13,8 @@ import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
 from rerank_server.batching import FairShare
-from rerank_server.config import BatchingConfig, SecurityConfig
+from rerank_server.engine.settings import BatchingConfig
+from rerank_server.service.settings import SecurityConfig
 from tests.server_harness import GatedScorer, ServerThread, until
 
 HOUR = 3600.0

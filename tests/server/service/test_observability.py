@@ -22,7 +22,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_requests_batches_truncations_and_rejections(cross_scorer: Any) -> None:
-    from rerank_server.config import BatchingConfig
+    from rerank_server.engine.settings import BatchingConfig
 
     with ServerThread([cross_scorer], BatchingConfig(max_queued_pairs=8), metrics_port=0) as running, RerankClient(running.target) as client:
         client.rerank("q", ["a", "b", "c"])

@@ -17,7 +17,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from rerank_client import AsyncRerankClient, RerankClient, RerankError
 from rerank_client import convert
 from rerank_client._pb import rerank_pb2 as pb
-from rerank_server.config import BatchingConfig
+from rerank_server.engine.settings import BatchingConfig
 from rerank_server.models.bundled import bundled_model_dir
 from tests.models_for_tests import TINY_MAX_LENGTH
 from tests.server_harness import ServerThread

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from rerank_client import RerankClient, RerankError, Tls
-from rerank_server.config import SecurityConfig
+from rerank_server.service.settings import SecurityConfig
 from tests.certs import make_certs
 from tests.server_harness import ServerThread
 

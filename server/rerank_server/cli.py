@@ -1,191 +1,18 @@
-"""Server settings: one dataclass, filled from command-line flags (each with an environment fallback)."""
+"""The ``rerank-server`` command line: flags (each with a RERANK_<FLAG> environment fallback) into a
+:class:`ServerConfig`. Every default comes from the settings dataclasses of the layer it configures."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from .batching import STRATEGIES, BatchPolicy, FairShare
+from .batching import FairShare
+from .engine.settings import STRATEGIES, AdmissionConfig, BatchingConfig, RequestLimits
 from .models.bundled import BUNDLED_NAME
-from .models.device import BACKENDS, PRECISIONS
-from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
-
-DEFAULT_PORT = 50051
-
-
-@dataclass(frozen=True)
-class DeviceBatching:
-    """Batching defaults for a kind of device, used where the flags are not given.
-
-    Attributes:
-        max_batch_size, max_batch_tokens: where a batch closes (pairs; padded tokens).
-        max_wait_ms: how long a partial batch may wait for company once the device is free.
-        call_overhead: a model call's fixed cost dominates its size (an accelerator: per-call launch
-            overhead), so batch selection weighs one more call as a whole token budget of padding.
-    """
-
-    max_batch_size: int
-    max_batch_tokens: int
-    max_wait_ms: float
-    call_overhead: bool
-
-
-# CPU: the in-process batch sweep on the 2-core build machine (docs/bench): batches past 1-2k padded
-# tokens only add latency. CUDA: forward-only on an H200 (issue 11's table) reached 8% of its ceiling
-# at 128 pairs, 36% at 512 and its ceiling at 2048: big batches, no wait once the device is free.
-DEVICE_BATCHING = {
-    "cpu": DeviceBatching(16, 2048, 5.0, call_overhead=False),
-    "cuda": DeviceBatching(2048, 262144, 0.0, call_overhead=True),
-    "mps": DeviceBatching(32, 8192, 5.0, call_overhead=False),
-}
-BATCHING_STRATEGIES = STRATEGIES
-
-
-@dataclass(frozen=True)
-class BatchingConfig:
-    """Batching limits applied to every served model. The defaults are the CPU ones (see README, Benchmarks:
-    on a CPU, batches of 1-2k padded tokens run fastest; bigger ones only add latency)."""
-
-    max_batch_size: int = 16
-    max_batch_tokens: int = 2048
-    max_wait_ms: float = 5.0
-    max_queued_pairs: int = 8192
-    strategy: str = "length"  # "length", "arrival" or "none"; see --batching
-    pipeline_depth: int = 2  # batches in the collate / forward / fetch stages at once
-    call_overhead: bool = False  # see DeviceBatching
-    max_queue_s: float | None = None  # queued work at most, in seconds of the model's measured speed (None: no bound)
-    share: FairShare = field(default_factory=FairShare)  # how priorities share the device
-    tenant_queue_share: float = 1.0  # the most of the queue one named caller may hold
-
-    def max_queued_tokens(self, tokens_per_s: float | None) -> int | None:
-        """The queue's bound in tokens for a model scoring ``tokens_per_s`` (None: unbounded)."""
-        if self.max_queue_s is None or not tokens_per_s:
-            return None
-        return max(1, int(tokens_per_s * self.max_queue_s))
-
-    @classmethod
-    def for_device(cls, device_kind: str, **given: object) -> BatchingConfig:
-        """The defaults for ``device_kind`` (cpu, cuda, mps), with the fields in ``given`` (None: default) set."""
-        d = DEVICE_BATCHING.get(device_kind, DEVICE_BATCHING["cpu"])
-        defaults = {"max_batch_size": d.max_batch_size, "max_batch_tokens": d.max_batch_tokens, "max_wait_ms": d.max_wait_ms, "call_overhead": d.call_overhead}
-        return cls(**{**defaults, **{k: v for k, v in given.items() if v is not None}})  # type: ignore[arg-type]
-
-    def policy(self) -> BatchPolicy:
-        """The batcher's view of these limits."""
-        if self.strategy not in BATCHING_STRATEGIES:
-            raise ValueError(f"--batching must be one of {', '.join(BATCHING_STRATEGIES)}, got {self.strategy!r}")
-        if self.pipeline_depth < 1:
-            raise ValueError(f"--pipeline-depth must be at least 1, got {self.pipeline_depth}")
-        return BatchPolicy(
-            self.max_batch_size,
-            self.max_batch_tokens,
-            self.max_wait_ms / 1000.0,
-            group_by_length=self.strategy != "arrival",
-            overhead_tokens=float(self.max_batch_tokens) if self.call_overhead else None,
-        )
-
-
-@dataclass(frozen=True)
-class RequestLimits:
-    """What one request may make the server hold or do, whatever its transport.
-
-    Attributes:
-        max_document_bytes: UTF-8 bytes of one document (or one text of a pair).
-        max_request_pairs: model inputs one request may create: its documents, or with windowing
-            their windows (a long document with a small stride makes many).
-    """
-
-    max_document_bytes: int = 1 << 20
-    max_request_pairs: int = 4096
-
-
-@dataclass(frozen=True)
-class SecurityConfig:
-    """TLS (mutual when a client CA is given) and bearer-token authentication."""
-
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_client_ca: str | None = None
-    auth_token_file: str | None = None
-
-
-@dataclass(frozen=True)
-class ConnectionConfig:
-    """HTTP/2 connection management: keepalive pings and a maximum connection age.
-
-    A maximum age makes clients reconnect now and then, so that behind a load balancer or a headless
-    Kubernetes service they re-resolve and spread onto new replicas.
-    """
-
-    keepalive_time_s: float = 60.0
-    keepalive_timeout_s: float = 20.0
-    max_connection_age_s: float | None = None
-    max_connection_age_grace_s: float = 30.0
-    max_streams_per_connection: int = 1024
-
-    def grpc_options(self) -> list[tuple[str, int]]:
-        """As gRPC channel arguments."""
-        options = [
-            ("grpc.keepalive_time_ms", int(self.keepalive_time_s * 1000)),
-            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            # Calls (streams) one connection may have open at once: one client cannot hold the server's
-            # memory with thousands of idle streams.
-            ("grpc.max_concurrent_streams", self.max_streams_per_connection),
-            # gRPC core drops calls from its pending queue early (random early detection from 1,000 pending,
-            # all past 3,000) when the event loop falls behind, as under a flood of calls with 1 ms deadlines:
-            # healthy calls then ended CANCELLED before reaching the servicer. The servicer's own limits
-            # (queue, concurrency) refuse overload with a status instead.
-            ("grpc.server.max_pending_requests", 50_000),
-            ("grpc.server.max_pending_requests_hard_limit", 100_000),
-        ]
-        if self.max_connection_age_s:
-            options += [
-                ("grpc.max_connection_age_ms", int(self.max_connection_age_s * 1000)),
-                ("grpc.max_connection_age_grace_ms", int(self.max_connection_age_grace_s * 1000)),
-            ]
-        return options
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything ``rerank-server`` is started with."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    models: tuple[ModelSpec, ...] = field(default_factory=lambda: (parse_model_arg(DEFAULT_MODEL),))
-    device: str = "auto"
-    dtype: str = "auto"
-    backend: str = "auto"
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
-    request_limits: RequestLimits = field(default_factory=RequestLimits)
-    tokenizer_threads: int | None = None  # None: default_tokenizer_threads for the device
-    max_documents: int = 1000
-    max_message_bytes: int = 16 * 1024 * 1024
-    grace_s: float = 30.0
-    trust_remote_code: bool = False
-    log_level: str = "INFO"
-    log_format: str = "text"
-    log_requests: bool = False
-    max_request_time_s: float | None = None
-    max_concurrent_rpcs: int | None = None
-    stream_window: int = 64  # requests of one RerankStream read and not yet answered, at most
-    tenant_header: str = "x-rerank-tenant"  # the metadata that names a caller
-    settle_s: float = 1.0  # at shutdown, once idle: how long new calls still get UNAVAILABLE before the port closes
-    security: SecurityConfig = field(default_factory=lambda: SecurityConfig())
-    connections: ConnectionConfig = field(default_factory=lambda: ConnectionConfig())
-    metrics_port: int | None = None
-    http_port: int | None = None  # the HTTP/JSON API (Cohere, TEI); None: off
-
-    @property
-    def address(self) -> str:
-        """host:port as gRPC binds it (IPv6 hosts in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{host}:{self.port}"
-
+from .models.device import BACKENDS, PRECISIONS, device_kind
+from .models.loading import DEFAULT_MODEL, parse_model_arg
+from .service.settings import ConnectionConfig, SecurityConfig, ServerConfig
 
 def env_name(dest: str) -> str:
     """The environment variable that sets a flag, from the flag's argparse ``dest``: --max-batch-size
@@ -227,7 +54,7 @@ def installed_version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``rerank-server`` command line. Every flag also reads RERANK_<FLAG> from the environment."""
     d = ServerConfig()
-    b = d.batching
+    b, a, conn = d.batching, d.admission, d.connections
     parser = argparse.ArgumentParser(
         prog="rerank-server",
         description=(
@@ -256,13 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument(
         "--max-concurrent-rpcs",
         type=int,
-        default=None,
+        default=a.max_concurrent,
         help="requests in progress at once (each request of a stream counts); more are refused at once with RESOURCE_EXHAUSTED (default: no cap beyond the queue)",
+    )
+    net.add_argument(
+        "--default-deadline",
+        type=float,
+        default=a.default_deadline_s,
+        help=(
+            "seconds a request whose caller set no deadline may take. A request is refused at admission (RESOURCE_EXHAUSTED, "
+            "or DEADLINE_EXCEEDED for a caller's own deadline) only when the work queued ahead of it and its own, at the "
+            "model's running speed, cannot finish by its deadline: so this is also how much work the server queues "
+            "before it refuses (default %(default)s)"
+        ),
     )
     net.add_argument(
         "--max-request-time",
         type=float,
-        default=None,
+        default=a.max_request_time_s,
         help="seconds any request may take, whatever deadline its caller set; its queued pairs are dropped after (default: the caller's deadline)",
     )
     net.add_argument(
@@ -274,15 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
             "(and /v2/rerank), TEI's POST /rerank, GET /health, /v1/models and /metrics (0 picks a free one; default: off)"
         ),
     )
-    net.add_argument("--keepalive-time", type=float, default=60.0, help="seconds between keepalive pings on idle connections (default %(default)s)")
-    net.add_argument("--keepalive-timeout", type=float, default=20.0, help="seconds to wait for a ping's answer before closing the connection (default %(default)s)")
+    net.add_argument("--keepalive-time", type=float, default=conn.keepalive_time_s, help="seconds between keepalive pings on idle connections (default %(default)s)")
+    net.add_argument("--keepalive-timeout", type=float, default=conn.keepalive_timeout_s, help="seconds to wait for a ping's answer before closing the connection (default %(default)s)")
     net.add_argument(
         "--max-connection-age",
         type=float,
         default=None,
         help="close connections after this many seconds so clients re-resolve and spread over new replicas (default: never)",
     )
-    net.add_argument("--max-connection-age-grace", type=float, default=30.0, help="seconds an aged connection gets to finish its calls (default %(default)s)")
+    net.add_argument("--max-connection-age-grace", type=float, default=conn.max_connection_age_grace_s, help="seconds an aged connection gets to finish its calls (default %(default)s)")
     net.add_argument("--grace", type=float, default=d.grace_s, help="seconds to finish in-flight requests on SIGTERM/SIGINT (default %(default)s)")
     net.add_argument(
         "--settle",
@@ -305,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument(
         "--max-streams-per-connection",
         type=int,
-        default=ConnectionConfig.max_streams_per_connection,
+        default=conn.max_streams_per_connection,
         help="calls one client connection may have open at once (HTTP/2 streams) (default %(default)s)",
     )
 
@@ -400,37 +238,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-queued-pairs",
         type=int,
         default=b.max_queued_pairs,
-        help="pairs that may wait for the model; a request that does not fit fails with RESOURCE_EXHAUSTED (default %(default)s)",
-    )
-    batching.add_argument(
-        "--max-queue-seconds",
-        type=float,
-        default=2.0,
         help=(
-            "queued work at most, in seconds of the model's speed measured at start-up; more is refused at once with "
-            "RESOURCE_EXHAUSTED, so that what is accepted finishes instead of timing out under overload; 0: no bound "
-            "(default %(default)s)"
+            "pairs that may wait for the model, which bounds the queue's memory; a request that does not fit fails with "
+            "RESOURCE_EXHAUSTED. How long they may wait is --default-deadline's (default %(default)s)"
         ),
     )
     batching.add_argument(
         "--bulk-share",
         type=float,
-        default=FairShare.bulk_share,
+        default=b.share.bulk_share,
         help="share of the model's pairs bulk-priority work keeps while interactive work waits too (default %(default)s)",
     )
     batching.add_argument(
         "--bulk-max-wait",
         type=float,
-        default=FairShare.bulk_max_wait_s,
+        default=b.share.bulk_max_wait_s,
         help="seconds after which a waiting bulk request is served as if interactive: the bound on its wait (default %(default)s)",
     )
     batching.add_argument(
         "--tenant-queue-share",
         type=float,
-        default=0.5,
+        default=b.tenant_queue_share,
         help=(
-            "the most of the queue (pairs, and queued work) one named caller may hold, so that one caller's flood "
+            "the most of the queue one named caller may hold, so that one caller's flood "
             "leaves room for the others; callers are named by --tenant-header or their token's name (default %(default)s)"
+        ),
+    )
+    batching.add_argument(
+        "--max-named-callers",
+        type=int,
+        default=a.max_named_callers,
+        help=(
+            "callers that get fair turns of their own; further names share one turn, so that a client making up names "
+            "cannot take more turns (default %(default)s)"
         ),
     )
     batching.add_argument(
@@ -444,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     batching.add_argument(
         "--batching",
         default=b.strategy,
-        choices=BATCHING_STRATEGIES,
+        choices=STRATEGIES,
         help=(
             "length: batches of similar length under the token budget (default); arrival: first come first "
             "batched by count only; none: one model call per request. The last two are baselines for benchmarks"
@@ -481,16 +321,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def device_kind(device: str, backend: str) -> str:
-    """cpu, cuda or mps: the kind of device ``--device`` resolves to."""
-    from .models.device import resolve_device
-
-    try:
-        return resolve_device(device, backend).split(":")[0]
-    except ValueError:
-        return "cpu"  # the model load reports the bad --device with its fix
-
-
 def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     """Parse ``argv`` into a ServerConfig; bad values exit with a usage message naming the flag."""
     parser = build_parser()
@@ -507,7 +337,6 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
             max_queued_pairs=args.max_queued_pairs,
             strategy=args.batching,
             pipeline_depth=args.pipeline_depth,
-            max_queue_s=args.max_queue_seconds or None,
             share=FairShare(args.bulk_share, args.bulk_max_wait),
             tenant_queue_share=args.tenant_queue_share,
         )
@@ -529,10 +358,13 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         ("--max-request-pairs", args.max_request_pairs),
         ("--max-streams-per-connection", args.max_streams_per_connection),
         ("--stream-window", args.stream_window),
+        ("--max-named-callers", args.max_named_callers),
     )
     for flag, value in limits:
         if value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
+    if args.default_deadline <= 0:
+        parser.error(f"--default-deadline must be more than 0 seconds, got {args.default_deadline}")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0..65535, got {args.port}")
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -560,8 +392,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_format=args.log_format,
         log_requests=args.log_requests,
         # 0 means "none" for these, as in RERANK_MAX_REQUEST_TIME=0.
-        max_request_time_s=args.max_request_time or None,
-        max_concurrent_rpcs=args.max_concurrent_rpcs or None,
+        admission=AdmissionConfig(args.default_deadline, args.max_request_time or None, args.max_concurrent_rpcs or None, args.max_named_callers),
         security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file),
         connections=ConnectionConfig(
             args.keepalive_time, args.keepalive_timeout, args.max_connection_age or None, args.max_connection_age_grace, args.max_streams_per_connection

@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.registry import Collector
 
 from ..batching.batcher import BatchRecord
-from ..engine import ModelRegistry
+from .served import ModelRegistry
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -25,8 +25,16 @@ class _BatcherCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         depth = GaugeMetricFamily("rerank_queue_pairs", "Pairs waiting for the model", labels=["model"])
+        queued_s = GaugeMetricFamily(
+            "rerank_queue_seconds", "Estimated model time of the work queued and in flight, at the model's running speed", labels=["model"]
+        )
+        speed = GaugeMetricFamily(
+            "rerank_model_tokens_per_second", "The model's running speed, from the batches it ran (seeded at start-up)", labels=["model"]
+        )
         pairs = CounterMetricFamily("rerank_pairs", "Pairs the model has scored", labels=["model"])
-        rejected = CounterMetricFamily("rerank_rejected_requests", "Requests refused because the queue was full", labels=["model"])
+        rejected = CounterMetricFamily(
+            "rerank_rejected_requests", "Requests refused at admission: no room in the queue, or a deadline it could not meet", labels=["model"]
+        )
         dropped = CounterMetricFamily(
             "rerank_dropped_pairs", "Queued pairs dropped before the model ran them", labels=["model", "reason"]
         )
@@ -45,12 +53,14 @@ class _BatcherCollector(Collector):
             for (priority, tenant), count in _folded(stats.queue_waits, top).items():
                 waits.add_metric([name, _PRIORITY_NAMES.get(priority, str(priority)), tenant], int(count), wait_sums.get((priority, tenant), 0.0))
             depth.add_metric([name], model.batcher.queued)
+            queued_s.add_metric([name], model.batcher.queued_seconds)
+            speed.add_metric([name], model.batcher.speed.tokens_per_s or 0.0)
             pairs.add_metric([name], stats.batched_items)
             rejected.add_metric([name], stats.rejected_submissions)
             dropped.add_metric([name, "cancelled"], stats.dropped_cancelled)
             dropped.add_metric([name, "deadline"], stats.dropped_expired)
             failed.add_metric([name], stats.failed_calls)
-        yield from (depth, pairs, rejected, dropped, failed, served, refused, waits)
+        yield from (depth, queued_s, speed, pairs, rejected, dropped, failed, served, refused, waits)
 
 
 _PRIORITY_NAMES = {0: "interactive", 1: "bulk"}
@@ -96,6 +106,10 @@ class Metrics:
         self.requests.labels(method, code).inc()
         if code == "OK":
             self.latency.labels(method).observe(seconds)
+
+    def observe_truncated(self, model: str, documents: int) -> None:
+        """Documents cut to the model's length."""
+        self.truncated.labels(model).inc(documents)
 
     def observe_batch(self, model: str, record: BatchRecord) -> None:
         """One model call."""
