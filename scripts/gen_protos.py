@@ -1,4 +1,4 @@
-"""Regenerate the Python code for protos/ into client/rerank_client/_pb/.
+"""Regenerate the Python code for protos/ into protos/rerank_proto/, the package client and server share.
 
 Run from anywhere: ``python scripts/gen_protos.py``. Needs grpcio-tools and mypy-protobuf
 (``pip install -e '.[dev]'``). The output is committed; tests/client/test_generated_code.py proves it
@@ -16,9 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
-OUT_PACKAGE = ROOT / "client" / "rerank_client" / "_pb"
+OUT_PACKAGE = ROOT / "protos" / "rerank_proto"
 # Absolute imports protoc writes ("from rerank.v1 import rerank_pb2") would need protos/ on sys.path;
-# rewrite them to relative ones so the generated code lives inside rerank_client.
+# rewrite them to relative ones so the generated code lives in a package of its own.
 _ABSOLUTE_IMPORT = re.compile(r"^from rerank\.v1 import (\w+)", re.MULTILINE)
 _INIT_DOC = '"""Generated protobuf and gRPC code for rerank.v1 (do not edit; see scripts/gen_protos.py)."""\n'
 

@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from . import convert
 from .options import RerankOptions, ScoreOptions
 from .channel import Tls, auth_metadata, channel_options, target_of
-from ._pb import rerank_pb2 as pb
-from ._pb import rerank_pb2_grpc as pb_grpc
+from rerank_proto import rerank_pb2 as pb
+from rerank_proto import rerank_pb2_grpc as pb_grpc
 from .types import ModelList, RerankError, RerankResult, ScoreResult
 
 Metadata = Sequence[tuple[str, str]]

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from typing_extensions import Unpack
 
-from ._pb import rerank_pb2 as pb
+from rerank_proto import rerank_pb2 as pb
 from .options import RerankOptions, ScoreOptions
 from .types import (
     BatchingLimits,

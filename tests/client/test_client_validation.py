@@ -7,7 +7,7 @@ import pytest
 
 from rerank_client import RerankClient, RerankError
 from rerank_client import convert
-from rerank_client._pb import rerank_pb2 as pb
+from rerank_proto import rerank_pb2 as pb
 
 
 def test_documents_must_be_a_list_not_a_string() -> None:

@@ -1,4 +1,4 @@
-"""The committed stubs in rerank_client/_pb are exactly what protos/ generates today."""
+"""The committed stubs in rerank_proto are exactly what protos/ generates today."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "client" / "rerank_client" / "_pb"
+PACKAGE = ROOT / "protos" / "rerank_proto"
 
 
 def test_regenerating_from_protos_changes_nothing(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import grpc
 
 from .. import convert
-from .._pb import rerank_pb2 as pb
+from rerank_proto import rerank_pb2 as pb
 from ..aio import AsyncRerankClient
 from ..channel import Tls
 from ..types import RerankError

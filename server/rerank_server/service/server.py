@@ -9,8 +9,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rerank_client._pb import rerank_pb2 as pb
-from rerank_client._pb import rerank_pb2_grpc as pb_grpc
+from rerank_proto import rerank_pb2 as pb
+from rerank_proto import rerank_pb2_grpc as pb_grpc
 
 from ..engine import Engine, ModelRegistry, ServedModel, TokenizerPool, default_tokenizer_threads
 from ..engine.metrics import Metrics

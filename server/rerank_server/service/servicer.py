@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from rerank_client._pb import rerank_pb2 as pb
-from rerank_client._pb import rerank_pb2_grpc as pb_grpc
+from rerank_proto import rerank_pb2 as pb
+from rerank_proto import rerank_pb2_grpc as pb_grpc
 
 from ..engine import Caller, Engine, Options, RerankRequest, ScoreRequest, ServedModel, Timing, Usage
 from ..models import ModelKind

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rerank_client._pb import rerank_pb2 as pb
+from rerank_proto import rerank_pb2 as pb
 
 from ..batching.scheduling import Priority
 from ..engine import listing

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
-from rerank_client._pb import rerank_pb2 as pb
-from rerank_client._pb import rerank_pb2_grpc as pb_grpc
+from rerank_proto import rerank_pb2 as pb
+from rerank_proto import rerank_pb2_grpc as pb_grpc
 from rerank_server.engine.settings import RequestLimits
 from rerank_server.models.encoding import _head
 from tests.models_for_tests import TINY_MAX_LENGTH

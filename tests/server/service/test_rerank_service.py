@@ -16,7 +16,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 
 from rerank_client import AsyncRerankClient, RerankClient, RerankError
 from rerank_client import convert
-from rerank_client._pb import rerank_pb2 as pb
+from rerank_proto import rerank_pb2 as pb
 from rerank_server.engine.settings import BatchingConfig
 from rerank_server.models.bundled import bundled_model_dir
 from tests.models_for_tests import TINY_MAX_LENGTH
@@ -142,7 +142,7 @@ def test_bad_rerank_requests(kwargs: dict[str, Any], code: grpc.StatusCode, mess
 
 def test_bad_messages_on_the_wire(server: ServerThread, client: RerankClient) -> None:
     with grpc.insecure_channel(server.target) as channel:
-        from rerank_client._pb import rerank_pb2_grpc as pb_grpc
+        from rerank_proto import rerank_pb2_grpc as pb_grpc
 
         stub = pb_grpc.RerankerStub(channel)
         with pytest.raises(grpc.RpcError) as info:
