@@ -64,6 +64,48 @@ def test_sigterm_under_load_answers_every_accepted_request_and_refuses_new_ones(
     assert "stopped" in "".join(server.output)
 
 
+@pytest.mark.parametrize("run", range(3))
+def test_sigterm_under_a_flood_of_plain_stubs_ends_no_call_cancelled(run: int) -> None:
+    """32 callers on plain generated stubs (no retries, no health checking) keep calling through the
+    shutdown: every call ends OK or UNAVAILABLE, never CANCELLED (gRPC's own stop cut calls it had
+    received and not yet handed over with CANCELLED: 1-17 a run before the server left the port to the OS)."""
+    from rerank_proto import rerank_pb2 as pb
+    from rerank_proto import rerank_pb2_grpc as pb_grpc
+
+    with ServerProcess("--model", "bundled", "--grace", "30") as server:
+        assert server.proc is not None
+        outcomes: Counter[str] = Counter()
+
+        async def scenario() -> None:
+            assert server.proc is not None
+            stop = asyncio.Event()
+            async with grpc.aio.insecure_channel(server.target) as channel:
+                stub = pb_grpc.RerankerStub(channel)
+
+                async def caller() -> None:
+                    while not stop.is_set():
+                        try:
+                            await stub.Rerank(pb.RerankRequest(query="q", documents=DOCS), timeout=30)
+                            outcomes["OK"] += 1
+                        except grpc.aio.AioRpcError as exc:
+                            outcomes[exc.code().name] += 1
+                            await asyncio.sleep(0.005)
+
+                callers = [asyncio.create_task(caller()) for _ in range(32)]
+                while outcomes["OK"] < 100:
+                    await asyncio.sleep(0.01)
+                server.proc.send_signal(signal.SIGTERM)
+                while server.proc.poll() is None:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.2)  # the callers see the port gone
+                stop.set()
+                await asyncio.gather(*callers)
+
+        asyncio.run(scenario())
+        assert server.proc.wait(10) == 0
+    assert set(outcomes) == {"OK", "UNAVAILABLE"}, outcomes
+
+
 def test_sigkill_of_one_replica_under_load_loses_no_request() -> None:
     with ServerProcess("--model", "all-MiniLM-L6-v2") as a, ServerProcess("--model", "all-MiniLM-L6-v2") as b:
         assert a.proc is not None

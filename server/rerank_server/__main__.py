@@ -61,9 +61,12 @@ async def run(config: ServerConfig) -> int:
     announce_ready(server.target, config.log_format)
     await stopper
     log.info("shutting down: finishing in-flight requests for up to %.0fs", config.grace_s)
-    await server.stop(config.grace_s)
+    await server.stop(config.grace_s, close_port=False)
     log.info("stopped")
-    return 0
+    # Exit here, with the gRPC port still open: the operating system closes its connections, so calls that
+    # arrived in the last moment end UNAVAILABLE (retried by clients), not CANCELLED (see RerankServer.stop).
+    logging.shutdown()
+    os._exit(0)
 
 
 async def _load_all(server: RerankServer, config: ServerConfig) -> None:

@@ -59,7 +59,7 @@ class UnaryCaller:
     def __init__(
         self,
         targets: Sequence[str],
-        timeout: float,
+        timeout: float | None,
         metadata: Sequence[tuple[str, str]] = (),
         retries: int = 3,
         token: str | None = None,
@@ -119,7 +119,7 @@ class _Stream:
         self._waiting.clear()
         self._reader = None
 
-    async def send(self, request: pb.RerankRequest, timeout: float) -> pb.RerankResponse:
+    async def send(self, request: pb.RerankRequest, timeout: float | None) -> pb.RerankResponse:
         if self._reader is None:
             self._reader = asyncio.create_task(self._read())
         request.request_id = f"lt-{next(self._ids)}"
@@ -142,7 +142,7 @@ class StreamCaller:
     """Sends every request over one long-lived RerankStream per target, round-robin."""
 
     def __init__(
-        self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = (), token: str | None = None, tls: Tls | None = None
+        self, targets: Sequence[str], timeout: float | None, metadata: Sequence[tuple[str, str]] = (), token: str | None = None, tls: Tls | None = None
     ) -> None:
         self._timeout = timeout
         self._streams = [_Stream(AsyncRerankClient(t, timeout=None, metadata=metadata, token=token, tls=tls)) for t in targets]
@@ -207,7 +207,7 @@ class HttpCaller:
     httpx: the http extra). Statuses are reported under the gRPC names they map from."""
 
     def __init__(
-        self, targets: Sequence[str], timeout: float, metadata: Sequence[tuple[str, str]] = (), token: str | None = None, tls: Tls | None = None
+        self, targets: Sequence[str], timeout: float | None, metadata: Sequence[tuple[str, str]] = (), token: str | None = None, tls: Tls | None = None
     ) -> None:
         try:
             import httpx

@@ -22,6 +22,9 @@ from .report import Report, build_report, render
 from .runner import RequestPool, RunResult, closed_loop, open_loop
 from .sweep import saturation_step, sweep_rates
 from .traffic import TENANT_HEADER, TrafficClass, parse_traffic
+
+# Open loop without deadlines: how long to wait for the last answers after the last send.
+DRAIN_S = 120.0
 from .workload import Workload, parse_range
 
 
@@ -65,7 +68,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0, help="top_k of every request (default: all)")
     p.add_argument("--model", default="", help="model name on the server (default: its default model)")
     p.add_argument("--error-fraction", type=float, default=0.0, help="share of requests sent invalid on purpose (empty query), to check error handling under load")
-    p.add_argument("--timeout", type=float, default=30.0, help="deadline of each request in seconds (default %(default)s)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help=(
+            "deadline of each request in seconds (default: none, so the server's own default deadline applies and "
+            "the server decides when it is overloaded, as for most callers)"
+        ),
+    )
     p.add_argument(
         "--retries",
         type=int,
@@ -75,7 +85,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
             "(unary calls; default %(default)s)"
         ),
     )
-    p.add_argument("--drain", type=float, help="open loop: seconds to wait for answers after the last send (default: --timeout)")
+    p.add_argument("--drain", type=float, help=f"open loop: seconds to wait for answers after the last send (default: --timeout, else {DRAIN_S:g})")
     p.add_argument("--seed", type=int, default=0, help="random seed for requests and arrivals (default %(default)s)")
     p.add_argument("--json", metavar="FILE", help="write the whole report as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw latency percentiles over time (with --sweep: latency against throughput)")
@@ -176,7 +186,7 @@ async def _one_run(args: argparse.Namespace, workload: Workload, caller: Caller,
     pool = RequestPool(workload, args.seed)
     try:
         if rate is not None:
-            drain = args.timeout if args.drain is None else args.drain
+            drain = args.drain if args.drain is not None else args.timeout if args.timeout is not None else DRAIN_S
             return await open_loop(
                 caller, pool.next, rate=rate, duration=args.duration, requests=args.requests, drain_s=drain, seed=args.seed, on_start=start
             )
@@ -263,7 +273,7 @@ async def _run_traffic(args: argparse.Namespace, base: Workload, metadata: list[
         workload = replace(base, documents=traffic.documents, priority=traffic.priority, error_fraction=0.0)
         pool = RequestPool(workload, args.seed + index)
         if traffic.rate is not None:
-            drain = (traffic.timeout or args.timeout) if args.drain is None else args.drain
+            drain = args.drain if args.drain is not None else (traffic.timeout or args.timeout or DRAIN_S)
             return await open_loop(caller, pool.next, rate=traffic.rate, duration=args.duration, requests=args.requests, drain_s=drain, seed=args.seed + index)
         assert traffic.concurrency is not None
         return await closed_loop(caller, pool.next, concurrency=traffic.concurrency, duration=args.duration, requests=args.requests)

@@ -94,17 +94,19 @@ class AdmissionConfig:
     Attributes:
         default_deadline_s: the deadline of a request whose caller set none. A request is refused at
             admission only when it cannot finish by its deadline (the work ahead of it, its own and the
-            batch in flight, at the model's running speed), so this is also how much queued work a
-            server takes on before it refuses. Two minutes: a closed loop of 256 callers with 55
-            documents each is about 75 s of work for the bench's cross-encoder at bfloat16 on the 2-core
-            build machine (README, Production), and a caller that cares sets its own.
+            batches in flight, at the model's running speed), so this is also how much queued work the
+            server takes on before it refuses. Five minutes, the timeout the Cohere SDK and LangChain's
+            Cohere reranker wait by default: a closed loop of 256 callers of 10-100 documents each is
+            about 100 s of work for the bench's cross-encoder on the 2-core build machine (README,
+            Running it in production), so that load is queued, not refused; a caller that cares sets
+            its own deadline.
         max_request_time_s: the longest any request may take, whatever deadline its caller set (None: no cap).
         max_concurrent: requests in progress at once, every transport together (None: no cap beyond the queue).
         max_named_callers: callers that get fair turns of their own; further names share one turn, so
             that made-up names cannot multiply a caller's share.
     """
 
-    default_deadline_s: float = 120.0
+    default_deadline_s: float = 300.0
     max_request_time_s: float | None = None
     max_concurrent: int | None = None
     max_named_callers: int = 64
