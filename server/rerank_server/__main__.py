@@ -13,6 +13,7 @@ from collections.abc import Sequence
 try:
     from .cli import config_from_args
     from .logs import announce_ready
+    from .memory import return_large_buffers
     from .logs import configure as configure_logging
     from .models import ModelLoadError, load_scorer
     from .models.exported import import_runtime_early
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = config_from_args(argv)
     configure_logging(config.log_level, config.log_format)
+    return_large_buffers()
     import_runtime_early(config.backend, config.models, config.device)
     try:
         code = asyncio.run(run(config))

@@ -218,8 +218,8 @@ class MicroBatcher(Generic[P, R]):
             costs: tokens each payload costs the model; used for the token budget and length grouping.
             claim: the request's deadline (a time on this batcher's clock after which the results are no
                 longer wanted; also the order within a caller's requests), priority and caller.
-            reservation: room held for these items by :meth:`reserve` (then ``claim`` is its claim);
-                without one, the request is admitted here.
+            reservation: room held for these items by :meth:`reserve`, where the request was admitted
+                (then ``claim`` is its claim); without one, the request is admitted here.
 
         Raises:
             QueueFull: the queue has no room for all of them; nothing was queued.
@@ -247,7 +247,11 @@ class MicroBatcher(Generic[P, R]):
         ]
         total = sum(item.cost for item in items)
         try:
-            self._refuse_late(total, claim)  # again, with the exact work now that it is known
+            if reservation is None:
+                self._refuse_late(total, claim)
+            # else it was admitted at reserve(): refusing it now, after its caller waited for its texts to
+            # be tokenized, would make a slow refusal of what a fast one should have been (3 s, measured at
+            # the bound under overload); the estimate it was admitted by errs long.
             self._queue.put(items)
         except (QueueFull, WouldMissDeadline):
             self.stats.refused[claim.group] += 1

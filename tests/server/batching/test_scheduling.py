@@ -203,3 +203,24 @@ def test_three_named_callers_share_evenly() -> None:
     served = _closed_loop(10_000, {"alpha": (4, 1), "beta": (4, 1), "gamma": (4, 1)}, batches=300, batch=4)
     counts = [served[n] for n in ("alpha", "beta", "gamma")]
     assert max(counts) <= 1.2 * min(counts)
+
+
+async def test_an_admitted_request_is_not_refused_after_its_caller_waited_for_tokenizing() -> None:
+    """Admission happens once, at reserve(), before any work: a request at the bound is refused there in
+    microseconds or queued, never refused at submit() after its texts were tokenized (3 s late under overload)."""
+    now = [0.0]
+    model = Gate()
+    policy = BatchPolicy(max_batch_size=1, max_batch_tokens=50, max_wait_s=0.0)
+    batcher = MicroBatcher(model, policy, max_queued=100, pipeline_depth=1, clock=lambda: now[0], speed=SpeedEstimate(100.0))
+    hold = asyncio.create_task(batcher.submit(["hold"], [1]))
+    await until(lambda: len(model.batches) == 1)
+    reservation = batcher.reserve(1, Claim(deadline=2.0), cost=50)  # 0.5 s of work: admitted
+    queued = [asyncio.create_task(batcher.submit([f"q{i}"], [50])) for i in range(2)]  # meanwhile, others queue
+    await until(lambda: batcher.queued == 2)
+    now[0] = 1.0  # and tokenizing took a second: with its exact cost (2x the estimate) it no longer "fits"
+    admitted = asyncio.create_task(batcher.submit(["mine"], [100], reservation=reservation))
+    await until(lambda: batcher.queued == 3)
+    assert batcher.stats.refused == {}
+    model.gate.set()
+    await asyncio.gather(hold, *queued, admitted)
+    await batcher.aclose()

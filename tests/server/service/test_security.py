@@ -92,7 +92,9 @@ def test_cli_speaks_tls_with_a_token(cross_scorer: Any, certs: Any, tmp_path: Pa
 
 
 def test_an_unauthenticated_message_is_refused_without_being_parsed() -> None:
-    """The refusal handler drops the body unread: a 15 MB request is not decoded into a message first."""
+    """The refusal handler drops the body unread: a 15 MB request is not decoded into a message first, and
+    a unary call is served as a client stream the handler never reads, so gRPC does not even receive the
+    whole body (only its flow-control window)."""
     import asyncio
 
     from rerank_server.service.auth import BearerTokenInterceptor, BearerTokens
@@ -116,3 +118,4 @@ def test_an_unauthenticated_message_is_refused_without_being_parsed() -> None:
     assert refusal.request_deserializer is not None
     refusal.request_deserializer(b"x" * 15_000_000)
     assert parsed == []
+    assert refusal.request_streaming and not refusal.response_streaming
