@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 SEED_ITEM_COST = 128.0  # tokens an item is taken to cost before any was queued
+# Admission plans with this much more time than the speed estimate says: the estimate is of the batches
+# already run, and the machine can slow down (the load itself tokenizes on the same cores) after a request
+# is admitted. Without it, requests admitted at the bound under overload were the ones that expired.
+HEADROOM = 1.2
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ class MicroBatcher(Generic[P, R]):
         """Raise :class:`WouldMissDeadline` if ``cost`` more tokens of ``claim`` cannot finish by its deadline."""
         if claim.deadline is None or not self.speed.known:
             return
-        need = self._seconds(self._queue.cost_ahead(claim.priority) + self._in_flight_cost + cost)
+        need = HEADROOM * self._seconds(self._queue.cost_ahead(claim.priority) + self._in_flight_cost + cost)
         left = claim.deadline - self._clock()
         if need > left:
             raise WouldMissDeadline(need, left, claim.default_deadline)

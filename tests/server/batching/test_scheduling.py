@@ -136,10 +136,11 @@ async def test_a_deadline_the_queue_ahead_and_its_own_work_would_outlast_is_refu
     await until(lambda: len(model.batches) == 1)
     queued = [asyncio.create_task(batcher.submit([f"q{i}"], [50])) for i in range(4)]  # 200 tokens: 2 s of work
     await until(lambda: batcher.queued == 4)
-    # Its own item counts as long as the average item (about 50 tokens): 2.5 s with the work ahead and in flight.
-    with pytest.raises(WouldMissDeadline, match="about 25[0-9]{2} ms"):
-        batcher.reserve(1, Claim(deadline=2.2))
-    batcher.reserve(1, Claim(deadline=3.0)).release()  # enough time: admitted
+    # Its own item counts as long as the average item (about 50 tokens): 2.5 s with the work ahead and in
+    # flight, 3 s with the headroom admission keeps for a machine that slows down.
+    with pytest.raises(WouldMissDeadline, match="about 30[0-9]{2} ms"):
+        batcher.reserve(1, Claim(deadline=2.9))
+    batcher.reserve(1, Claim(deadline=3.2)).release()  # enough time: admitted
     batcher.reserve(1, Claim(deadline=1.0, priority=INTERACTIVE - 1)).release()  # nothing queued ahead of a higher priority
     with pytest.raises(WouldMissDeadline, match="overloaded"):  # the server's default deadline: overload, said so
         batcher.reserve(1, Claim(deadline=1.0, default_deadline=True))
@@ -214,7 +215,7 @@ async def test_an_admitted_request_is_not_refused_after_its_caller_waited_for_to
     batcher = MicroBatcher(model, policy, max_queued=100, pipeline_depth=1, clock=lambda: now[0], speed=SpeedEstimate(100.0))
     hold = asyncio.create_task(batcher.submit(["hold"], [1]))
     await until(lambda: len(model.batches) == 1)
-    reservation = batcher.reserve(1, Claim(deadline=2.0), cost=50)  # 0.5 s of work: admitted
+    reservation = batcher.reserve(1, Claim(deadline=2.0), cost=50)  # 0.5 s of work (0.6 s with headroom): admitted
     queued = [asyncio.create_task(batcher.submit([f"q{i}"], [50])) for i in range(2)]  # meanwhile, others queue
     await until(lambda: batcher.queued == 2)
     now[0] = 1.0  # and tokenizing took a second: with its exact cost (2x the estimate) it no longer "fits"
