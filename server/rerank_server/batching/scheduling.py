@@ -23,6 +23,12 @@ Group = tuple[int, str]  # (priority, tenant): whose turn the scheduler tracks
 
 # A caller with no request waiting for this long starts afresh when it comes back.
 FORGET_S = 10.0
+# A caller that had a request waiting this recently still competes (a closed loop between two requests).
+ACTIVE_S = 1.0
+# What a caller back from such a gap may be owed, in batches: the batches cut ahead while its last ones ran
+# and those cut while its next request was tokenized (measured: 2 batches a cycle were not enough for a
+# caller of 2 closed-loop requests against one of 10 to get its half). More lets a pause buy a longer run.
+OWED_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,10 @@ class Scheduler:
 
     Counts only grow while there is competition: a kind or caller that was alone does not build up
     credit. A caller's count outlives short gaps (a closed-loop caller has nothing queued between its
-    answer and its next request): it comes back with the larger of its own count and the least-served
-    waiting caller's, never ahead of those it competed with, and is forgotten after ``forget_s`` without
-    a request. Equal counts go to the caller whose last turn is oldest, so no name wins every tie.
+    answer and its next request, while the others are served): it comes back with what it is owed from
+    the gap, at most ``OWED_BATCHES`` batches' worth below the least-served waiting caller (more would let
+    a caller that paused take the device from the others for as long), and is forgotten after ``forget_s``
+    without a request. Equal counts go to the caller whose last turn is oldest, so no name wins every tie.
     """
 
     def __init__(self, share: FairShare | None = None, forget_s: float = FORGET_S) -> None:
@@ -72,6 +79,8 @@ class Scheduler:
         self._seen: dict[Group, float] = {}  # when each counted caller last had a request waiting
         self._last_turn: dict[Group, int] = {}  # the batch that last served each caller
         self._batches = 0
+        self._largest_batch = 0  # pairs: what a returning caller may be owed is counted in batches
+        self._now = 0.0  # the time of the last choice
 
     def choose(self, waiting: Iterable[Ticket[Any]], now: float) -> Ticket[Any]:
         """The request the next batch must advance, among ``waiting`` (not empty)."""
@@ -88,10 +97,16 @@ class Scheduler:
         return min(mine, key=lambda t: (t.deadline if t.deadline is not None else t.enqueued_at + horizon, t.enqueued_at))
 
     def served(self, pairs_by_group: Mapping[Group, int], waiting: Iterable[Ticket[Any]]) -> None:
-        """Count a batch's pairs (by priority and caller), given who else was waiting when it was cut."""
-        competing = {(t.priority, t.tenant) for t in waiting} | set(pairs_by_group)
+        """Count a batch's pairs (by priority and caller), given who else was waiting when it was cut.
+
+        A caller that had a request waiting within the last ``ACTIVE_S`` competes too: a closed-loop
+        caller is between its answer and its next request for a moment after every answer, and the
+        pairs others get meanwhile are what it is owed."""
+        recent = {g for g, seen in self._seen.items() if self._now - seen <= ACTIVE_S}
+        competing = {(t.priority, t.tenant) for t in waiting} | set(pairs_by_group) | recent
         priorities = {p for p, _ in competing}
         self._batches += 1
+        self._largest_batch = max(self._largest_batch, sum(pairs_by_group.values()))
         for (priority, tenant), pairs in pairs_by_group.items():
             self._last_turn[(priority, tenant)] = self._batches
             if len(priorities) > 1:
@@ -111,6 +126,7 @@ class Scheduler:
         return top
 
     def _tenant(self, priority: int, waiting: set[str], now: float) -> str:
+        self._now = now
         for tenant in waiting:
             self._seen[(priority, tenant)] = now
         for group in [g for g, seen in self._seen.items() if now - seen > self.forget_s]:
@@ -120,9 +136,10 @@ class Scheduler:
         if len(waiting) == 1:
             return next(iter(waiting))
         counts = {tenant: self._by_group.get((priority, tenant)) for tenant in waiting}
-        known = [c for c in counts.values() if c is not None]
-        floor = min(known) if known else 0
+        owed = OWED_BATCHES * self._largest_batch
         for tenant, count in counts.items():
-            # Newly competing, or back after a gap: level with the least served, not ahead of it.
-            self._by_group[(priority, tenant)] = floor if count is None else max(count, floor)
+            others = [c for t, c in counts.items() if t != tenant and c is not None]
+            floor = min(others) if others else (count or 0)
+            # Newly competing: level with the least served. Back after a gap: owed what it missed, within bounds.
+            self._by_group[(priority, tenant)] = floor if count is None else max(count, floor - owed)
         return min(waiting, key=lambda tenant: (self._by_group[(priority, tenant)], self._last_turn.get((priority, tenant), 0), tenant))
