@@ -137,9 +137,10 @@ class Scheduler:
             return next(iter(waiting))
         counts = {tenant: self._by_group.get((priority, tenant)) for tenant in waiting}
         owed = OWED_BATCHES * self._largest_batch
+        known = sorted((c, t) for t, c in counts.items() if c is not None)[:2]  # the least served, and the next
         for tenant, count in counts.items():
-            others = [c for t, c in counts.items() if t != tenant and c is not None]
-            floor = min(others) if others else (count or 0)
+            others = [c for c, t in known if t != tenant]
+            floor = others[0] if others else (count or 0)
             # Newly competing: level with the least served. Back after a gap: owed what it missed, within bounds.
             self._by_group[(priority, tenant)] = floor if count is None else max(count, floor - owed)
         return min(waiting, key=lambda tenant: (self._by_group[(priority, tenant)], self._last_turn.get((priority, tenant), 0), tenant))
