@@ -170,7 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.set_defaults(models=None, env_models=None)
-    models.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default %(default)s)")
+    models.add_argument(
+        "--device",
+        default=d.device,
+        help=(
+            "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; or sim:PROFILE, a simulated accelerator for load "
+            "tests without hardware: the real server, tokenizer, queue and batches, with batches that take a modelled time "
+            "(PROFILE: null for none, h200-minilm, or FIXED_MS,US_PER_1K_TOKENS, e.g. sim:20,4000) and deterministic scores "
+            "(default %(default)s)"
+        ),
+    )
     models.add_argument(
         "--dtype",
         default=d.dtype,

@@ -181,9 +181,10 @@ class MicroBatcher(Generic[P, R]):
         its room in the queue until :meth:`submit` queues the items (or the reservation is released).
 
         Raises :class:`QueueFull` if the items would not fit, and :class:`WouldMissDeadline` if the work
-        ahead of it at its priority, the batches in flight and its own work (``cost``: the caller's
-        estimate of its tokens; None: ``count`` items of the average cost so far), at the model's running
-        speed, outlast the claim's deadline.
+        ahead of it (see :meth:`WorkQueue.cost_ahead`: other callers' only as far as turns give it to
+        them first), the batches in flight and its own work (``cost``: the caller's estimate of its
+        tokens; None: ``count`` items of the average cost so far), at the model's running speed, outlast
+        the claim's deadline.
         """
         cost = max(1, round(count * self._mean_cost) if cost is None else cost)
         try:
@@ -202,8 +203,10 @@ class MicroBatcher(Generic[P, R]):
         """Raise :class:`WouldMissDeadline` if ``cost`` more tokens of ``claim`` cannot finish by its deadline."""
         if claim.deadline is None or not self.speed.known:
             return
-        need = HEADROOM * self._seconds(self._queue.cost_ahead(claim.priority) + self._in_flight_cost + cost)
-        left = claim.deadline - self._clock()
+        now = self._clock()
+        callers = self._scheduler.callers(claim.priority, now)
+        need = HEADROOM * self._seconds(self._queue.cost_ahead(claim, cost, callers) + self._in_flight_cost)
+        left = claim.deadline - now
         if need > left:
             raise WouldMissDeadline(need, left, claim.default_deadline)
 
@@ -358,8 +361,9 @@ class MicroBatcher(Generic[P, R]):
                         await asyncio.gather(*self._in_flight)
                     return
                 continue
-            self._in_flight_cost += sum(item.cost for item in batch)
-            task = asyncio.get_running_loop().create_task(self._run_batch(batch), name=f"batch-{self.name}")
+            tokens = sum(item.cost for item in batch)
+            self._in_flight_cost += tokens
+            task = asyncio.get_running_loop().create_task(self._run_batch(batch, tokens), name=f"batch-{self.name}")
             self._in_flight.add(task)
             task.add_done_callback(self._batch_done)
 
@@ -369,7 +373,7 @@ class MicroBatcher(Generic[P, R]):
         if not task.cancelled() and task.exception() is not None:
             log.error("batch of %s failed outside the model", self.name, exc_info=task.exception())
 
-    async def _run_batch(self, batch: list[WorkItem[P]]) -> None:
+    async def _run_batch(self, batch: list[WorkItem[P]], tokens: int) -> None:
         started = self._clock()
         for item in batch:
             ticket = item.ticket
@@ -381,13 +385,13 @@ class MicroBatcher(Generic[P, R]):
         try:
             outcomes = await self._process_isolating(batch)
         finally:
-            self._in_flight_cost -= sum(item.cost for item in batch)
+            self._in_flight_cost -= tokens
         finished = self._clock()
         failed = any(isinstance(o, _Failure) for o in outcomes)
-        self._record(batch, finished - started, failed=failed)
+        self._record(batch, tokens, finished - started, failed=failed)
         if not failed:
             # Its service time: from when the model could start on it (the previous batch back) to done.
-            self.speed.observe(sum(item.cost for item in batch), finished - max(started, self._last_finished))
+            self.speed.observe(tokens, finished - max(started, self._last_finished))
         self._last_finished = finished
         for item, outcome in zip(batch, outcomes):
             ticket = item.ticket
@@ -437,8 +441,7 @@ class MicroBatcher(Generic[P, R]):
             by_item = {id(item): outcome for item, outcome in zip(live, halves)}
         return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 
-    def _record(self, batch: list[WorkItem[P]], duration: float, failed: bool) -> None:
-        tokens = sum(item.cost for item in batch)
+    def _record(self, batch: list[WorkItem[P]], tokens: int, duration: float, failed: bool) -> None:
         padded = len(batch) * max(item.cost for item in batch)
         for item in batch:
             self.stats.served_pairs[item.ticket.claim.group] += 1

@@ -96,6 +96,11 @@ class Scheduler:
         horizon = self.share.bulk_max_wait_s
         return min(mine, key=lambda t: (t.deadline if t.deadline is not None else t.enqueued_at + horizon, t.enqueued_at))
 
+    def callers(self, priority: int, now: float) -> int:
+        """How many callers of ``priority`` are taking turns: those with a request waiting within the
+        last ``ACTIVE_S`` (at least one)."""
+        return max(1, sum(1 for (p, _), seen in self._seen.items() if p == priority and now - seen <= ACTIVE_S))
+
     def served(self, pairs_by_group: Mapping[Group, int], waiting: Iterable[Ticket[Any]]) -> None:
         """Count a batch's pairs (by priority and caller), given who else was waiting when it was cut.
 

@@ -31,6 +31,7 @@ DEVICE_BATCHING = {
     "cpu": DeviceBatching(16, 2048, 5.0, call_overhead=False),
     "cuda": DeviceBatching(2048, 262144, 0.0, call_overhead=True),
     "mps": DeviceBatching(32, 8192, 5.0, call_overhead=False),
+    "sim": DeviceBatching(2048, 262144, 0.0, call_overhead=True),  # a simulated accelerator: batched as CUDA
 }
 
 

@@ -41,7 +41,7 @@ class ModelInfo:
     max_seq_length: int
     device: str
     dtype: str
-    backend: str = "torch"  # what runs the network: torch, onnx (ONNX Runtime) or openvino
+    backend: str = "torch"  # what runs the network: torch, onnx (ONNX Runtime), openvino, or simulated (--device sim:...)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,15 @@ def resolve_device(requested: str, backend: str = "torch") -> str:
     The ONNX Runtime and OpenVINO backends run on the CPU here, so ``auto`` is the CPU for them; the
     ``auto`` backend goes where torch would.
     """
-    if backend not in ("torch", "auto"):
+    if backend not in ("torch", "auto") and not requested.startswith("sim:"):
         if requested not in ("auto", "cpu"):
             raise ValueError(f"--backend {backend} runs on the CPU; give --device cpu, or --backend torch for {requested}")
         return "cpu"
+    if requested.startswith("sim:"):
+        from .simulated import parse_profile
+
+        parse_profile(requested)  # a bad profile is a ValueError naming the fix
+        return requested
     if requested == "auto":
         if torch.cuda.is_available():
             return "cuda"

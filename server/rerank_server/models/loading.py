@@ -12,6 +12,7 @@ from typing import Any
 from .base import ModelInfo, ModelKind, Scorer
 from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
 from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision
+from .simulated import is_simulated
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ def load_scorer(
         raise ModelLoadError(str(exc)) from exc
     directory = resolve_source(spec.source)
     kind = spec.kind or detect_kind(directory)
+    if is_simulated(resolved_device):
+        return _simulated(spec, kind, directory, resolved_device, trust_remote_code)
     backend = resolve_backend(backend, resolved_device, kind is ModelKind.CROSS_ENCODER)
     try:
         precision = resolve_precision(dtype, resolved_device, backend)
@@ -176,6 +179,27 @@ def load_scorer(
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load {spec.source} as a {kind.value}: {first_line}") from exc
+
+
+def _simulated(spec: ModelSpec, kind: ModelKind, directory: Path, device: str, trust_remote_code: bool) -> Scorer:
+    """``spec``'s tokenizer and limits with a simulated network (see ``simulated``): the real request path,
+    modelled device time."""
+    if kind is not ModelKind.CROSS_ENCODER:
+        raise ModelLoadError(f"--device {device} simulates cross-encoders; serve the {kind.value} {spec.name} on a real device")
+    from sentence_transformers import CrossEncoder
+
+    from .cross_encoder import CrossEncoderScorer
+    from .simulated import SimulatedNetwork, parse_profile
+
+    try:
+        model = CrossEncoder(str(directory), device="cpu", trust_remote_code=trust_remote_code, local_files_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load {spec.source} as a cross-encoder: {reason}") from exc
+    info = ModelInfo(spec.name, kind, spec.source, int(model.max_seq_length or 512), device, "simulated", "simulated")
+    network = SimulatedNetwork(parse_profile(device))
+    model[0].model.to("meta")  # only its tokenizer and head's activation are used
+    return CrossEncoderScorer(model, info, network)
 
 
 def _quantize(model: Any, precision: Precision) -> None:

@@ -127,13 +127,19 @@ async def test_a_named_caller_cannot_take_more_than_its_share_of_the_queue() -> 
     await batcher.aclose()
 
 
-async def test_a_deadline_the_queue_ahead_and_its_own_work_would_outlast_is_refused_at_once() -> None:
-    now = [0.0]
+async def _slow_model_busy(now: list[float]) -> tuple[Gate, MicroBatcher[Any, Any], asyncio.Task[Any]]:
+    """A batcher on a fake clock, for a model of 100 tokens a second held on its first batch (one item of 1 token)."""
     model = Gate()
     policy = BatchPolicy(max_batch_size=1, max_batch_tokens=50, max_wait_s=0.0)
     batcher = MicroBatcher(model, policy, max_queued=100, pipeline_depth=1, clock=lambda: now[0], speed=SpeedEstimate(100.0))
     hold = asyncio.create_task(batcher.submit(["hold"], [1]))
     await until(lambda: len(model.batches) == 1)
+    return model, batcher, hold
+
+
+async def test_a_deadline_the_queue_ahead_and_its_own_work_would_outlast_is_refused_at_once() -> None:
+    now = [0.0]
+    model, batcher, hold = await _slow_model_busy(now)
     queued = [asyncio.create_task(batcher.submit([f"q{i}"], [50])) for i in range(4)]  # 200 tokens: 2 s of work
     await until(lambda: batcher.queued == 4)
     # Its own item counts as long as the average item (about 50 tokens): 2.5 s with the work ahead and in
@@ -218,11 +224,7 @@ async def test_an_admitted_request_is_not_refused_after_its_caller_waited_for_to
     """Admission happens once, at reserve(), before any work: a request at the bound is refused there in
     microseconds or queued, never refused at submit() after its texts were tokenized (3 s late under overload)."""
     now = [0.0]
-    model = Gate()
-    policy = BatchPolicy(max_batch_size=1, max_batch_tokens=50, max_wait_s=0.0)
-    batcher = MicroBatcher(model, policy, max_queued=100, pipeline_depth=1, clock=lambda: now[0], speed=SpeedEstimate(100.0))
-    hold = asyncio.create_task(batcher.submit(["hold"], [1]))
-    await until(lambda: len(model.batches) == 1)
+    model, batcher, hold = await _slow_model_busy(now)
     reservation = batcher.reserve(1, Claim(deadline=2.0), cost=50)  # 0.5 s of work (0.6 s with headroom): admitted
     queued = [asyncio.create_task(batcher.submit([f"q{i}"], [50])) for i in range(2)]  # meanwhile, others queue
     await until(lambda: batcher.queued == 2)
@@ -232,4 +234,23 @@ async def test_an_admitted_request_is_not_refused_after_its_caller_waited_for_to
     assert batcher.stats.refused == {}
     model.gate.set()
     await asyncio.gather(hold, *queued, admitted)
+    await batcher.aclose()
+
+
+async def test_a_flooding_callers_backlog_does_not_refuse_another_callers_deadline() -> None:
+    """Callers take turns, so the work ahead of a request is its own caller's and, of each other caller's,
+    only as much as turns serve first: a second caller's short deadline is met behind a flood, which is
+    refused more of the same (issue 17: 10 vs 2 callers, one flooding)."""
+    now = [0.0]
+    model, batcher, hold = await _slow_model_busy(now)
+    flood = [asyncio.create_task(batcher.submit([f"a{i}"], [50], Claim(tenant="a"))) for i in range(10)]  # 5 s of a's work
+    await until(lambda: batcher.queued == 10)
+    with pytest.raises(WouldMissDeadline):
+        batcher.reserve(1, Claim(deadline=2.0, tenant="a"), cost=50)  # behind a's own 5 s
+    other = batcher.reserve(1, Claim(deadline=2.0, tenant="b"), cost=50)  # a's turns ahead of it: 0.5 s, not 5 s
+    mine = asyncio.create_task(batcher.submit(["b0"], [50], reservation=other))
+    await until(lambda: batcher.queued == 11)
+    model.gate.set()
+    await asyncio.gather(hold, mine, *flood)
+    assert model.batches.index(["b0"]) <= 3  # served within the first turns, as admitted
     await batcher.aclose()
