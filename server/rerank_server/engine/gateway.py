@@ -25,7 +25,7 @@ from typing import Protocol
 from ..batching import Claim, Priority
 from .callers import CallerNames
 from .results import Options, RerankResult, ScoreResult, Usage
-from .served import ModelRegistry, ServedModel
+from .served import ModelRegistry
 from .settings import AdmissionConfig
 
 request_log = logging.getLogger("rerank_server.requests")
@@ -125,7 +125,7 @@ class Engine:
     async def rerank(self, request: RerankRequest) -> RerankResult:
         """Admit ``request`` and rank its documents, best first."""
         with self.admitted():
-            served = self.model(request.model)
+            served = self.registry.get(request.model)
             result = await served.rerank(request.query, request.documents, request.options, self.claim(request.caller))
         self._count_truncated(result.model, result.usage)
         return result
@@ -133,7 +133,7 @@ class Engine:
     async def score(self, request: ScoreRequest) -> ScoreResult:
         """Admit ``request`` and score its pairs, in input order."""
         with self.admitted():
-            served = self.model(request.model)
+            served = self.registry.get(request.model)
             result = await served.score(request.pairs, request.options, self.claim(request.caller))
         self._count_truncated(result.model, result.usage)
         return result
@@ -158,12 +158,6 @@ class Engine:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
-
-    def model(self, name: str) -> ServedModel:
-        """The served model ``name`` names ("": the default); :class:`NotServing` while models load."""
-        if not self.ready:
-            raise NotServing(LOADING)
-        return self.registry.get(name)
 
     def claim(self, caller: Caller) -> Claim:
         """The request's claim on the model: its deadline on the engine's clock (the caller's, capped by
