@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -19,6 +18,7 @@ from .queue import WorkQueue
 from .scheduling import FairShare, Scheduler
 from .speed import SpeedEstimate
 from .stages import BatchStages, as_stages
+from .threads import named_pool
 from .ticket import Ticket, WorkItem, set_exception_if_pending, set_result_if_pending
 
 P = TypeVar("P")
@@ -153,10 +153,7 @@ class MicroBatcher(Generic[P, R]):
         self._live: dict[Ticket[Any], list[WorkItem[P]]] = {}
         self._wakeup = asyncio.Event()
         # One thread per stage: stages of consecutive batches overlap, each stage stays in batch order.
-        self._executors = {
-            stage: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-{name}")
-            for stage in ("collate", "forward", "fetch")
-        }
+        self._executors = {stage: named_pool(1, f"{stage}-{name}") for stage in ("collate", "forward", "fetch")}
         self._in_flight: set[asyncio.Task[None]] = set()  # batches cut and not yet answered
         self._task: asyncio.Task[None] | None = None
         self._closing = False

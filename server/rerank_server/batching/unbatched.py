@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from .batcher import BatcherStats, BatchRecord, Completed, Reservation
@@ -13,6 +12,7 @@ from .claim import NO_CLAIM, Claim
 from .errors import BatcherClosed, DeadlineExceeded, QueueFull
 from .speed import SpeedEstimate
 from .stages import BatchStages, as_stages
+from .threads import named_pool
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -36,7 +36,7 @@ class PerRequestRunner(Generic[P, R]):
         self._calls = 0
         self.speed = SpeedEstimate()
         self._closing = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
+        self._executor = named_pool(1, f"model-{name}")
 
     @property
     def queued(self) -> int:

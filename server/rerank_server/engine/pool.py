@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..batching.threads import named_pool
 from ..models.encoding import Ids, TextEncoder
 
 T = TypeVar("T")
@@ -41,7 +41,7 @@ class TokenizerPool:
         if threads < 1:
             raise ValueError(f"the tokenizer pool needs at least one thread, got {threads}")
         self.threads = threads
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tokenize")
+        self._executor = named_pool(threads, "tokenize")
 
     async def ids(self, encoder: TextEncoder, texts: Sequence[str], limit: int | None = None) -> list[Ids]:
         """Every text's token ids (at most ``limit + 1`` each, see :meth:`TextEncoder.ids`), tokenized on
