@@ -74,9 +74,9 @@ class PerRequestRunner(Generic[P, R]):
         if not payloads:
             return Completed([], 0.0, 0.0)
         self._check_room(len(payloads), claim)
-        deadline = claim.deadline
+        deadline, tokens = claim.deadline, sum(costs)
         self._queued += len(payloads)
-        self._queued_cost += sum(costs)
+        self._queued_cost += tokens
         self._calls += 1
         self.stats.submissions += 1
         self.stats.items += len(payloads)
@@ -96,16 +96,16 @@ class PerRequestRunner(Generic[P, R]):
             raise DeadlineExceeded("deadline passed before the model answered") from None
         finally:
             self._queued -= len(payloads)
-            self._queued_cost -= sum(costs)
+            self._queued_cost -= tokens
             self._calls -= 1
         finished = time.monotonic()
-        self.speed.observe(sum(costs), finished - (started[0] if started else enqueued))
+        self.speed.observe(tokens, finished - (started[0] if started else enqueued))
         self.stats.batches += 1
         self.stats.batched_items += len(payloads)
-        self.stats.batch_tokens += sum(costs)
+        self.stats.batch_tokens += tokens
         self.stats.padded_tokens += len(costs) * max(costs)
         if self.on_batch is not None:
-            self.on_batch(BatchRecord(len(costs), sum(costs), len(costs) * max(costs), finished - (started[0] if started else enqueued), False))
+            self.on_batch(BatchRecord(len(costs), tokens, len(costs) * max(costs), finished - (started[0] if started else enqueued), False))
         begin = started[0] if started else enqueued
         return Completed(list(results), begin - enqueued, finished - begin)
 
