@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
@@ -25,7 +26,9 @@ class AsyncRerankClient:
     """The asyncio twin of :class:`~rerank_client.RerankClient`; the same arguments and results.
 
     Use it inside a running event loop (``async with AsyncRerankClient(target) as client``). Failed
-    calls raise :class:`~rerank_client.RerankError`.
+    calls raise :class:`~rerank_client.RerankError`. ``connections`` (this client only) opens that many
+    connections to each address and spreads calls over them: a server run with ``--frontends N`` gives
+    each connection to one front end, so one busy caller reaches them all with N or more.
     """
 
     def __init__(
@@ -39,7 +42,10 @@ class AsyncRerankClient:
         tls: Tls | None = None,
         retries: int = 3,
         wait_for_ready: bool = False,
+        connections: int = 1,
     ) -> None:
+        if connections < 1:
+            raise ValueError(f"connections must be at least 1, got {connections}")
         self.target = target_of(target)
         self.timeout = timeout
         self.metadata = tuple(metadata) + auth_metadata(token)
@@ -49,8 +55,12 @@ class AsyncRerankClient:
                 return grpc.aio.secure_channel(self.target, tls.credentials(), options=options)
             return grpc.aio.insecure_channel(self.target, options=options)
 
-        self._channel = channel(channel_options(max_message_bytes, retries, wait_for_ready))
-        self._stub = pb_grpc.RerankerStub(self._channel)
+        # Several connections to each address: a server's front-end processes (rerank-server --frontends)
+        # each take whole connections, so one connection reaches one of them. Each channel then keeps
+        # its own connections instead of sharing gRPC's process-wide ones.
+        private = [("grpc.use_local_subchannel_pool", 1)] if connections > 1 else []
+        self._channels = [channel(channel_options(max_message_bytes, retries, wait_for_ready) + private) for _ in range(connections)]
+        self._stubs = itertools.cycle([pb_grpc.RerankerStub(c) for c in self._channels])
         # Calls skip replicas that report NOT_SERVING (see service_config); asking for health must not.
         # This channel connects only when health() is first called.
         self._health_channel = channel(channel_options(max_message_bytes, 0, health_checked=False))
@@ -66,7 +76,8 @@ class AsyncRerankClient:
 
     async def close(self) -> None:
         """Close the channels."""
-        await self._channel.close()
+        for c in self._channels:
+            await c.close()
         await self._health_channel.close()
 
     def _options(self, timeout: float | None, metadata: Metadata | None) -> dict[str, Any]:
@@ -92,7 +103,7 @@ class AsyncRerankClient:
     ) -> RerankResult:
         """Rank ``documents`` for ``query``, best first (see :meth:`RerankClient.rerank`)."""
         request = convert.rerank_request(query, documents, **options)
-        call = self._stub.Rerank(request, **self._options(timeout, metadata))
+        call = next(self._stubs).Rerank(request, **self._options(timeout, metadata))
         try:
             response = await call
             return convert.rerank_result(response, convert.attempts_of(await call.trailing_metadata()))
@@ -109,7 +120,7 @@ class AsyncRerankClient:
     ) -> ScoreResult:
         """Score (query, document) pairs in input order (see :meth:`RerankClient.score`)."""
         request = convert.score_request(pairs, **options)
-        return convert.score_result(await self._call(self._stub.Score, request, timeout, metadata))
+        return convert.score_result(await self._call(next(self._stubs).Score, request, timeout, metadata))
 
     async def rerank_stream(
         self,
@@ -124,7 +135,7 @@ class AsyncRerankClient:
         ``request_id``. A response for a failed request has ``error`` set;
         :func:`rerank_client.convert.rerank_result` turns it into a result or raises its error.
         """
-        call = self._stub.RerankStream(requests, **self._options(timeout, metadata))
+        call = next(self._stubs).RerankStream(requests, **self._options(timeout, metadata))
         try:
             async for response in call:
                 yield response
@@ -145,7 +156,7 @@ class AsyncRerankClient:
 
     async def list_models(self, *, timeout: float | None = None, metadata: Metadata | None = None) -> ModelList:
         """The models the server serves, with their limits."""
-        return convert.model_list(await self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout, metadata))
+        return convert.model_list(await self._call(next(self._stubs).ListModels, pb.ListModelsRequest(), timeout, metadata))
 
     async def health(self, *, timeout: float | None = None) -> str:
         """The server's overall health status: "SERVING", "NOT_SERVING", ..."""

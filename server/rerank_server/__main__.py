@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 
 try:
@@ -15,11 +14,14 @@ try:
     from .logs import announce_ready
     from .memory import return_large_buffers
     from .logs import configure as configure_logging
-    from .models import ModelLoadError, load_scorer
+    from .models import ModelLoadError
+    from .models.device import device_kind
     from .models.exported import import_runtime_early
-    from .models.warmup import warm_up
+    from .engine.pool import default_frontends
+    from .processes.supervisor import Supervisor
     from .service.server import RerankServer
     from .service.settings import ServerConfig
+    from .startup import describe, loaded_models
 except ImportError as missing:  # a client-only install: say what to add, not a traceback
     sys.exit(
         f"rerank-server: error: the server's dependencies are not installed ({missing.name or missing}); "
@@ -57,8 +59,7 @@ async def run(config: ServerConfig) -> int:
             return 2
         raise error
     await server.mark_ready()
-    names = ", ".join(f"{m.info.name} ({m.info.kind.value}, {m.info.device}, {m.info.dtype}, {m.info.backend})" for m in server.registry)
-    log.info("serving %s on %s; default model: %s", names, server.target, server.registry.default_name)
+    log.info("serving %s on %s; default model: %s", describe(server.registry), server.target, server.registry.default_name)
     announce_ready(server.target, config.log_format)
     await stopper
     log.info("shutting down: finishing in-flight requests for up to %.0fs", config.grace_s)
@@ -71,18 +72,7 @@ async def run(config: ServerConfig) -> int:
 
 
 async def _load_all(server: RerankServer, config: ServerConfig) -> None:
-    limits = config.batching
-    for spec in config.models:
-        log.info("loading %s from %s", spec.name, spec.source)
-        scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
-        # Before health says SERVING: the first callers do not pay for first batches, and the speed
-        # measured seeds the running estimate that deadline admission uses (the batches served refine it).
-        started = time.monotonic()
-        speed = await asyncio.to_thread(warm_up, scorer, limits.max_batch_size, limits.max_batch_tokens)
-        log.info(
-            "%s warmed up in %.1f s: %.0f tokens/s at start-up; queue: %d pairs; default deadline %g s",
-            spec.name, time.monotonic() - started, speed, limits.max_queued_pairs, config.admission.default_deadline_s,
-        )
+    async for scorer, speed in loaded_models(config):
         server.serve(scorer, speed)
 
 
@@ -92,11 +82,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     # of that only oversubscribes the cores (and warns after a fork).
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = config_from_args(argv)
-    configure_logging(config.log_level, config.log_format)
-    return_large_buffers()
-    import_runtime_early(config.backend, config.models, config.device)
+    frontends = config.frontends or default_frontends(device_kind(config.device, config.backend))
     try:
-        code = asyncio.run(run(config))
+        if frontends > 1:
+            code = Supervisor(config, frontends).run()
+        else:
+            configure_logging(config.log_level, config.log_format)
+            return_large_buffers()
+            import_runtime_early(config.backend, config.models, config.device)
+            code = asyncio.run(run(config))
     except (OSError, ValueError) as exc:  # a port in use, an unreadable token file: say so, no traceback
         print(f"rerank-server: error: {exc}", file=sys.stderr)
         code = 2

@@ -15,7 +15,12 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message and any ``extra`` fields (request_id, ...)."""
+    """One JSON object per record: time, level, logger, message, the process's role (with several
+    processes) and any ``extra`` fields (request_id, ...)."""
+
+    def __init__(self, role: str = "") -> None:
+        super().__init__()
+        self.role = role
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -25,23 +30,27 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.role:
+            entry["process"] = self.role
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
-def configure(level: str, fmt: str) -> None:
-    """Send logs to stderr at ``level`` in ``fmt`` ("text" or "json").
+def configure(level: str, fmt: str, role: str = "") -> None:
+    """Send logs to stderr at ``level`` in ``fmt`` ("text" or "json"); ``role`` names the process in
+    every record (``rerank-engine``, ``rerank-frontend-2``) when the server runs as several.
 
     Progress bars (model loading) go to a terminal only: with JSON logs, or when stderr is a file or a
     pipe, they are off, so that every line a collector reads is a log record.
     """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(role))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        where = f"[{role}] " if role else ""
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {where}%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -64,8 +64,11 @@ class UnaryCaller:
         retries: int = 3,
         token: str | None = None,
         tls: Tls | None = None,
+        connections: int = 1,
     ) -> None:
-        self._client = AsyncRerankClient(list(targets), timeout=timeout, metadata=metadata, retries=retries, token=token, tls=tls)
+        self._client = AsyncRerankClient(
+            list(targets), timeout=timeout, metadata=metadata, retries=retries, token=token, tls=tls, connections=connections
+        )
 
     async def call(self, spec: RequestSpec, started: float) -> Sample:
         """One unary Rerank call."""

@@ -56,6 +56,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     load.add_argument("--rate", type=float, help="open loop: requests per second (Poisson arrivals); with --sweep, the top rate")
     p.add_argument("--duration", type=float, help="seconds to send for (default 10 unless --requests is given)")
     p.add_argument("--requests", type=int, help="stop after sending this many requests")
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="gRPC connections to each target, calls spread over them: reach every front end of a server run with --frontends N (default %(default)s)",
+    )
     p.add_argument("--stream", action="store_true", help="send the requests over RerankStream (one stream per target) instead of unary Rerank")
     p.add_argument(
         "--protocol",
@@ -119,6 +125,8 @@ def _validate(args: argparse.Namespace) -> Workload:
         raise _fail(f"--rate must be more than 0 requests per second, got {args.rate:g}")
     if args.concurrency is not None and args.concurrency < 1:
         raise _fail(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.connections < 1:
+        raise _fail(f"--connections must be at least 1, got {args.connections}")
     if args.sweep and args.rate is None:
         raise _fail("--sweep needs --rate: the top rate of the sweep (find it with a closed-loop run first)")
     if args.duration is not None and args.duration <= 0:
@@ -220,7 +228,7 @@ async def _run(args: argparse.Namespace, workload: Workload, out: TextIO) -> int
         if args.stream:
             caller = StreamCaller(args.target, args.timeout, metadata, token, tls)
         else:
-            caller = UnaryCaller(args.target, args.timeout, metadata, args.retries, token, tls)
+            caller = UnaryCaller(args.target, args.timeout, metadata, args.retries, token, tls, args.connections)
     try:
         if args.sweep:
             steps: list[Report] = []
@@ -262,7 +270,7 @@ async def _run_traffic(args: argparse.Namespace, base: Workload, metadata: list[
         timeout = traffic.timeout or args.timeout
         if args.protocol == "http":
             return HttpCaller(args.target, timeout, meta, token, tls)
-        return UnaryCaller(args.target, timeout, meta, args.retries, token, tls)
+        return UnaryCaller(args.target, timeout, meta, args.retries, token, tls, args.connections)
 
     try:
         callers = [caller_for(t) for t in classes]

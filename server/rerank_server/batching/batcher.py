@@ -192,6 +192,10 @@ class MicroBatcher(Generic[P, R]):
             raise
         return Reservation(self, count, cost, claim)
 
+    async def admit(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
+        """:meth:`reserve`, for callers written for a queue in another process (see ``engine.link``)."""
+        return self.reserve(count, claim, cost)
+
     def _seconds(self, tokens: int) -> float:
         """Model time for ``tokens`` of work, cut into batches as the policy cuts them."""
         return self.speed.seconds(tokens, -(-tokens // self.policy.max_batch_tokens))

@@ -47,6 +47,10 @@ class Batcher(Protocol):
         """Admit a request of ``count`` items and hold its room, or refuse it (QueueFull, WouldMissDeadline)."""
         ...
 
+    async def admit(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
+        """:meth:`reserve`, awaited: where the queue lives in another process, admission is a round trip."""
+        ...
+
     async def submit(
         self, payloads: Sequence[Any], costs: Sequence[int], claim: Claim = NO_CLAIM, reservation: Reservation | None = None
     ) -> Completed[Any]:

@@ -57,6 +57,10 @@ class PerRequestRunner(Generic[P, R]):
         self._check_room(count, claim)
         return Reservation(None, count, 0, claim)
 
+    async def admit(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
+        """:meth:`reserve`, for callers written for a queue in another process (see ``engine.link``)."""
+        return self.reserve(count, claim, cost)
+
     def _check_room(self, count: int, claim: Claim) -> None:
         if self._queued + count > self.capacity:
             self.stats.refused[claim.group] += 1

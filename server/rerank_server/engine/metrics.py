@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.registry import Collector
 
 from ..batching.batcher import BatchRecord
-from .served import ModelRegistry
+from .served import ModelRegistry, ServedModel
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -116,6 +116,11 @@ class Metrics:
         self.batch_pairs.labels(model).observe(record.size)
         self.batch_tokens.labels(model).observe(record.padded_tokens)
         self.batch_seconds.labels(model).observe(record.duration_s)
+
+    def watch(self, model: ServedModel) -> None:
+        """Observe every batch ``model`` runs."""
+        name = model.info.name
+        model.batcher.on_batch = lambda record: self.observe_batch(name, record)
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics over HTTP; returns the port (useful with 0)."""

@@ -102,7 +102,7 @@ class ServedModel:
             count, cost = len(documents) + 1, sum(encoder.estimate(len(t), pair=False) for t in (query, *documents))
         else:
             count, cost = len(documents), sum(encoder.estimate(len(query) + len(d)) for d in documents)
-        with self.batcher.reserve(count, claim, cost) as reservation:
+        with await self.batcher.admit(count, claim, cost) as reservation:
             windowing = options.windowing
             if windowing is not None:
                 windowing = dataclasses.replace(windowing, max_windows=self.requests.max_request_pairs)
@@ -124,7 +124,7 @@ class ServedModel:
         self._refuse_oversized([t for pair in pairs for t in pair], "pairs", per_item=2)
         encoder, cross = self.scorer.encoder, self.info.kind is ModelKind.CROSS_ENCODER
         cost = sum(encoder.estimate(len(q) + len(d)) if cross else encoder.estimate(len(q), False) + encoder.estimate(len(d), False) for q, d in pairs)
-        with self.batcher.reserve(len(pairs) if cross else 1, claim, cost) as reservation:
+        with await self.batcher.admit(len(pairs) if cross else 1, claim, cost) as reservation:
             queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
             seen = set(queries)
             documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -200,6 +201,44 @@ def _simulated(spec: ModelSpec, kind: ModelKind, directory: Path, device: str, t
     network = SimulatedNetwork(parse_profile(device))
     model[0].model.to("meta")  # only its tokenizer and head's activation are used
     return CrossEncoderScorer(model, info, network)
+
+
+def load_planner(spec: ModelSpec, info: ModelInfo, trust_remote_code: bool = False) -> Scorer:
+    """``spec``'s tokenizer, limits and head, without its network: what a front-end process needs to
+    tokenize and plan requests and to normalize their scores, while the engine process (whose ``info``
+    this reports) runs the network. The weights are read once and dropped."""
+    directory = resolve_source(spec.source)
+    try:
+        if info.kind is ModelKind.CROSS_ENCODER:
+            from sentence_transformers import CrossEncoder
+
+            from .cross_encoder import CrossEncoderScorer
+
+            model: Any = CrossEncoder(str(directory), device="cpu", trust_remote_code=trust_remote_code, local_files_only=True)
+            model[0].model.to("meta")
+            return CrossEncoderScorer(model, info, _NoNetwork())
+        from sentence_transformers import SentenceTransformer
+
+        from .bi_encoder import BiEncoderScorer
+
+        model = SentenceTransformer(str(directory), device="cpu", trust_remote_code=trust_remote_code, local_files_only=True)
+        model.to("meta")
+        scorer = BiEncoderScorer(model, dataclasses.replace(info, device="cpu"))
+        scorer.info = info
+        return scorer
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load {spec.source} as a {info.kind.value}: {first_line}") from exc
+
+
+class _NoNetwork:
+    """The network of a planner: never run (the engine process runs the real one)."""
+
+    def collate(self, batch: Any) -> Any:
+        """Not run in a front end."""
+        raise RuntimeError("a front-end process plans requests only; the engine process runs the network")
+
+    forward = fetch = collate
 
 
 def _quantize(model: Any, precision: Precision) -> None:

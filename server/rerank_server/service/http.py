@@ -25,15 +25,14 @@ from typing import Any
 
 import grpc
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..batching import Priority
-from ..engine import Caller, Engine, Options, RerankRequest, RerankResult
-from ..engine.metrics import Metrics
+from ..engine import Caller, Engine, NotServing, Options, RerankRequest, RerankResult
 from ..models import Normalization
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
@@ -69,7 +68,7 @@ class HttpFrontDoor:
     def __init__(
         self,
         engine: Engine,
-        metrics: Metrics,
+        metrics_text: Callable[[], Awaitable[bytes]],
         max_documents: int,
         max_body_bytes: int,
         security: SecurityConfig,
@@ -77,7 +76,7 @@ class HttpFrontDoor:
         tenant_header: str = "x-rerank-tenant",
     ) -> None:
         self.engine = engine
-        self.metrics = metrics
+        self.metrics_text = metrics_text  # the Prometheus text: this process's, or the engine process's
         self.tokens = tokens
         self.tenant_header = tenant_header
         self.max_documents = max_documents
@@ -99,11 +98,14 @@ class HttpFrontDoor:
 
     # --- serving ----------------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: a free port) and serve; returns the port."""
+    async def start(self, host: str, port: int, shared: bool = False) -> int:
+        """Listen on ``host:port`` (0: a free port) and serve; returns the port. ``shared``: other front-end
+        processes listen on the same port (SO_REUSEPORT), and the kernel spreads connections over them."""
         family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((host.strip("[]"), port))
         except OSError as exc:
@@ -251,7 +253,11 @@ class HttpFrontDoor:
         return JSONResponse({"object": "list", "data": data})
 
     async def _metrics(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        try:
+            text = await self.metrics_text()
+        except NotServing as exc:
+            return JSONResponse({"message": str(exc)}, status_code=503)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 class _QuietSignals(uvicorn.Server):

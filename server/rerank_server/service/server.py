@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import grpc
+from prometheus_client import generate_latest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -13,6 +14,7 @@ from rerank_proto import rerank_pb2 as pb
 from rerank_proto import rerank_pb2_grpc as pb_grpc
 
 from ..engine import Engine, ModelRegistry, ServedModel, TokenizerPool, default_tokenizer_threads
+from ..engine.link import EngineLink, ForwardedObservations
 from ..engine.metrics import Metrics
 from ..models import Scorer
 from ..models.device import device_kind
@@ -32,12 +34,18 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Reranker"].full_name
 
 class RerankServer:
     """A running gRPC server. Health reports NOT_SERVING until :meth:`mark_ready`, so a load balancer
-    sends no traffic while models load, and again from the start of :meth:`stop`."""
+    sends no traffic while models load, and again from the start of :meth:`stop`.
 
-    def __init__(self, config: ServerConfig) -> None:
+    ``shared``: this process is one of several front ends on the same ports (SO_REUSEPORT), whose models
+    are served by an engine process (see :meth:`attach`); ``tokenizer_threads`` is then its share.
+    """
+
+    def __init__(self, config: ServerConfig, shared: bool = False, tokenizer_threads: int | None = None) -> None:
         self.config = config
+        self.shared = shared
         self.registry = ModelRegistry()
-        self.tokenizers = TokenizerPool(config.tokenizer_threads or default_tokenizer_threads(device_kind(config.device, config.backend)))
+        threads = tokenizer_threads or config.tokenizer_threads or default_tokenizer_threads(device_kind(config.device, config.backend))
+        self.tokenizers = TokenizerPool(threads)
         self.metrics = Metrics(self.registry)
         self.metrics_port: int | None = None
         tokens = BearerTokens(read_tokens(config.security.auth_token_file)) if config.security.auth_token_file else None
@@ -47,7 +55,8 @@ class RerankServer:
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.so_reuseport", 0),  # two servers on one port would split traffic silently
+            # Front ends share the port on purpose; otherwise two servers on one port would split traffic silently.
+            ("grpc.so_reuseport", int(shared)),
             *config.connections.grpc_options(),
         ]
         interceptors: list[grpc.aio.ServerInterceptor] = []
@@ -67,8 +76,18 @@ class RerankServer:
         self.http: HttpFrontDoor | None = None
         if config.http_port is not None:
             self.http = HttpFrontDoor(
-                self.engine, self.metrics, config.max_documents, config.max_message_bytes, config.security, tokens, config.tenant_header
+                self.engine, self._metrics_text, config.max_documents, config.max_message_bytes, config.security, tokens, config.tenant_header
             )
+
+    async def _metrics_text(self) -> bytes:
+        return generate_latest(self.metrics.registry)
+
+    def attach(self, link: EngineLink) -> None:
+        """Report requests to, and serve the metrics of, the engine process at the other end of ``link``
+        (its metrics count every front end's requests)."""
+        self.engine.observer = ForwardedObservations(link)
+        if self.http is not None:
+            self.http.metrics_text = link.metrics_text
 
     def _bind(self, config: ServerConfig) -> int:
         address = config.address
@@ -101,7 +120,7 @@ class RerankServer:
         await self._server.start()
         if self.http is not None:
             assert self.config.http_port is not None
-            await self.http.start(self.config.host, self.config.http_port)
+            await self.http.start(self.config.host, self.config.http_port, self.shared)
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 
@@ -115,8 +134,7 @@ class RerankServer:
     def add_model(self, model: ServedModel) -> None:
         """Serve ``model``; the first one added is the default."""
         self.registry.add(model)
-        name = model.info.name
-        model.batcher.on_batch = lambda record: self.metrics.observe_batch(name, record)
+        self.metrics.watch(model)
         model.batcher.start()
 
     async def mark_ready(self) -> None:

@@ -71,7 +71,8 @@ class ServerConfig:
     backend: str = "auto"
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     request_limits: RequestLimits = field(default_factory=RequestLimits)
-    tokenizer_threads: int | None = None  # None: default_tokenizer_threads for the device
+    tokenizer_threads: int | None = None  # per front end; None: default_tokenizer_threads for the device
+    frontends: int | None = None  # front-end processes; None: default_frontends for the device (1: one process does all)
     max_documents: int = 1000
     max_message_bytes: int = 16 * 1024 * 1024
     grace_s: float = 30.0

@@ -1,0 +1,141 @@
+"""The engine process's side of the front ends: admits their requests into each model's one queue and
+sends back the scores.
+
+Every front end's connection is served on the one event loop that owns the batchers, so priorities,
+fair turns, deadlines and the queue's room are decided once for all of them. Per request this loop does
+a reservation, one ``submit`` of items read straight from the frame's buffer, and one reply; tokenizing,
+planning and the transports stay in the front ends.
+
+A front end that goes away takes its requests with it: their reservations are released and their
+queued items dropped before the model runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..batching import Batcher, BatchingError, Claim, Reservation
+from .callers import CallerNames
+from .served import ModelRegistry
+from .wire import FrameReader, Header, encode_error, frame, pack_results, unpack_items
+
+log = logging.getLogger(__name__)
+
+
+class EngineCore:
+    """Serves the models of ``registry`` to front-end processes over a Unix socket."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        callers: CallerNames,
+        observe: Callable[[Header], None] = lambda header: None,
+        metrics_text: Callable[[], bytes] = lambda: b"",
+    ) -> None:
+        self.registry = registry
+        self.callers = callers
+        self.observe = observe
+        self.metrics_text = metrics_text
+        self.connections: set[_FrontEnd] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def serve(self, path: str) -> None:
+        """Listen on the Unix socket ``path``."""
+        self._server = await asyncio.get_running_loop().create_unix_server(lambda: _FrontEnd(self), path)
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close()
+
+
+class _FrontEnd(asyncio.Protocol):
+    """One front end's connection: its requests by id."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self._reader = FrameReader()
+        self._reservations: dict[int, tuple[Batcher, Reservation]] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102 (asyncio's)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.core.connections.add(self)
+        transport.write(frame(("hello", [model.info for model in self.core.registry])))
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
+        self._transport = None
+        self.core.connections.discard(self)
+        for _, reservation in self._reservations.values():
+            reservation.release()
+        self._reservations.clear()
+        for task in self._tasks.values():
+            task.cancel()  # the batcher drops the items before the model runs them
+        if self._tasks:
+            log.warning("a front end went away with %d requests in progress; they were dropped", len(self._tasks))
+
+    def close(self) -> None:
+        """Close the connection (its requests are dropped)."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:  # noqa: D102
+        for header, blob in self._reader.feed(data):
+            kind = header[0]
+            if kind == "admit":
+                self._admit(header)
+            elif kind == "submit":
+                rid = header[1]
+                self._tasks[rid] = asyncio.get_running_loop().create_task(self._submit(rid, header, blob))
+            elif kind == "release":
+                held = self._reservations.pop(header[1], None)
+                if held is not None:
+                    held[1].release()
+            elif kind == "cancel":
+                task = self._tasks.pop(header[1], None)
+                if task is not None:
+                    task.cancel()
+            elif kind == "observe":
+                self.core.observe(header)
+            elif kind == "metrics":
+                self._reply(("metrics", header[1]), self.core.metrics_text())
+
+    def _reply(self, header: Header, blob: bytes = b"") -> None:
+        if self._transport is not None:
+            self._transport.write(frame(header, blob))
+
+    def _admit(self, header: Header) -> None:
+        _, rid, model, count, cost, deadline, priority, tenant, default_deadline = header
+        try:
+            batcher = self.core.registry.get(model).batcher
+            # Names past the cap share one turn here, where every front end's callers meet.
+            claim = Claim(deadline, priority, self.core.callers(tenant), default_deadline)
+            self._reservations[rid] = (batcher, batcher.reserve(count, claim, cost))
+        except Exception as exc:  # a refusal (or a model that stopped being served): the front end raises it
+            self._reply(("error", rid, encode_error(exc)))
+            return
+        self._reply(("admitted", rid))
+
+    async def _submit(self, rid: int, header: Header, blob: memoryview) -> None:
+        held = self._reservations.pop(rid, None)
+        try:
+            if held is None:
+                raise BatchingError("this request's admission was released before its items came")
+            batcher, reservation = held
+            items, costs = unpack_items((header[2], header[3]), blob)
+            completed = await batcher.submit(items, costs, reservation=reservation)
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            self._reply(("error", rid, encode_error(exc)))
+        else:
+            shape, scores = pack_results(completed.results)
+            self._reply(("scores", rid, completed.queue_s, completed.inference_s, shape), scores)
+        finally:
+            self._tasks.pop(rid, None)

@@ -1,0 +1,123 @@
+"""The wire between front-end processes and the engine process: frames, token ids, scores and errors.
+
+A frame is ``<u32 length><u32 header length>``, a small pickled header (a tuple of plain values: the
+message's kind, its request id, a few numbers) and one raw buffer. A request's items travel as one
+buffer (every pair's token ids end to end, then their token types, then their lengths), not as a
+pickled object per pair: the engine reads them with ``numpy.frombuffer``, without copying them again.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..batching import BatcherClosed, DeadlineExceeded, QueueFull, WouldMissDeadline
+from ..models.encoding import Encoded
+
+_PREFIX = struct.Struct("<II")  # bytes after the prefix, bytes of the header
+Header = tuple[Any, ...]
+
+
+def frame(header: Header, blob: bytes | memoryview = b"") -> bytes:
+    """One frame of ``header`` and ``blob``."""
+    head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
+    return b"".join((_PREFIX.pack(len(head) + len(blob), len(head)), head, blob))
+
+
+class FrameReader:
+    """Cuts the bytes a connection receives into frames."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[Header, memoryview]]:
+        """Take ``data``; return every frame it completes, as (header, blob)."""
+        self._buffer += data
+        frames: list[tuple[Header, memoryview]] = []
+        at, size = 0, len(self._buffer)
+        while size - at >= _PREFIX.size:
+            length, head = _PREFIX.unpack_from(self._buffer, at)
+            end = at + _PREFIX.size + length
+            if end > size:
+                break
+            body = bytes(self._buffer[at + _PREFIX.size : end])  # one copy out of the buffer, then views
+            view = memoryview(body)
+            frames.append((pickle.loads(view[:head]), view[head:]))
+            at = end
+        if at:
+            del self._buffer[:at]
+        return frames
+
+
+def pack_items(items: Sequence[Encoded]) -> tuple[tuple[int, bool], bytes]:
+    """A request's items as ((count, has token types), one buffer)."""
+    lengths = np.fromiter((len(item.ids) for item in items), dtype=np.int32, count=len(items))
+    typed = bool(items) and items[0].types is not None
+    parts: list[Any] = [np.concatenate([item.ids for item in items]).astype(np.int32, copy=False)] if items else []
+    if typed:
+        parts.append(np.concatenate([item.types for item in items if item.types is not None]).astype(np.int8, copy=False))
+    parts.append(lengths)
+    return (len(items), typed), b"".join(p.tobytes() for p in parts)
+
+
+def unpack_items(meta: tuple[int, bool], blob: memoryview) -> tuple[list[Encoded], list[int]]:
+    """The items and their costs (token counts) from :func:`pack_items`'s buffer; the ids are views of it."""
+    count, typed = meta
+    lengths = np.frombuffer(blob, dtype=np.int32, count=count, offset=len(blob) - 4 * count)
+    total = int(lengths.sum())
+    ids = np.frombuffer(blob, dtype=np.int32, count=total)
+    types = np.frombuffer(blob, dtype=np.int8, count=total, offset=4 * total) if typed else None
+    ends = np.cumsum(lengths).tolist()
+    items, start = [], 0
+    for end in ends:
+        items.append(Encoded(ids[start:end], None if types is None else types[start:end], False))
+        start = end
+    return items, lengths.tolist()
+
+
+def pack_results(results: Sequence[Any]) -> tuple[tuple[int, ...], bytes]:
+    """Item results (a score each, or a vector each for a bi-encoder) as (shape, float32 buffer)."""
+    array = np.asarray(results, dtype=np.float32)
+    return array.shape, array.tobytes()
+
+
+def unpack_results(shape: tuple[int, ...], blob: memoryview) -> Any:
+    """The results :func:`pack_results` packed: an array of scores, or a list of vectors."""
+    array = np.frombuffer(blob, dtype=np.float32).reshape(shape)
+    return array if array.ndim == 1 else list(array)
+
+
+class EngineFailure(RuntimeError):
+    """The model failed in the engine process; the message is its one-line reason."""
+
+
+def encode_error(exc: BaseException) -> Header:
+    """What a front end needs to rebuild ``exc`` (a batcher's refusal keeps its fields)."""
+    if isinstance(exc, QueueFull):
+        return ("queue_full", exc.requested, exc.free, exc.capacity, exc.tenant)
+    if isinstance(exc, WouldMissDeadline):
+        return ("late", exc.wait_s, exc.left_s, exc.default_deadline)
+    if isinstance(exc, DeadlineExceeded):
+        return ("deadline", str(exc))
+    if isinstance(exc, BatcherClosed):
+        return ("closed", str(exc))
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ("failed", reason)
+
+
+def decode_error(fields: Header) -> BaseException:
+    """The exception :func:`encode_error` described."""
+    kind, *rest = fields
+    if kind == "queue_full":
+        return QueueFull(*rest)
+    if kind == "late":
+        return WouldMissDeadline(*rest)
+    if kind == "deadline":
+        return DeadlineExceeded(*rest)
+    if kind == "closed":
+        return BatcherClosed(*rest)
+    return EngineFailure(*rest)

@@ -1,0 +1,39 @@
+"""Loading and warming up the configured models: the same in one process and in the engine process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from .models import Scorer, load_scorer
+from .models.warmup import warm_up
+from .service.settings import ServerConfig
+
+log = logging.getLogger("rerank_server")
+
+
+async def loaded_models(config: ServerConfig) -> AsyncIterator[tuple[Scorer, float]]:
+    """Each configured model, loaded and warmed up, with its speed at start-up in tokens a second.
+
+    Warming up happens before health says SERVING: the first callers do not pay for first batches, and
+    the speed measured seeds the running estimate that deadline admission uses (the batches served
+    refine it). Raises :class:`~rerank_server.models.ModelLoadError` for a model that cannot be served.
+    """
+    limits = config.batching
+    for spec in config.models:
+        log.info("loading %s from %s", spec.name, spec.source)
+        scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
+        started = time.monotonic()
+        speed = await asyncio.to_thread(warm_up, scorer, limits.max_batch_size, limits.max_batch_tokens)
+        log.info(
+            "%s warmed up in %.1f s: %.0f tokens/s at start-up; queue: %d pairs; default deadline %g s",
+            spec.name, time.monotonic() - started, speed, limits.max_queued_pairs, config.admission.default_deadline_s,
+        )
+        yield scorer, speed
+
+
+def describe(models: object) -> str:
+    """``name (kind, device, dtype, backend), ...`` for the served-models log line."""
+    return ", ".join(f"{m.info.name} ({m.info.kind.value}, {m.info.device}, {m.info.dtype}, {m.info.backend})" for m in models)  # type: ignore[attr-defined]

@@ -1,0 +1,111 @@
+"""Front ends and the engine process's core over a real Unix socket, in one event loop: one queue for all
+front ends, refusals carried whole, and the requests of a front end that goes away dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rerank_server.batching import BatcherClosed, DeadlineExceeded, QueueFull, WouldMissDeadline
+from rerank_server.engine import ModelRegistry, ServedModel, TokenizerPool
+from rerank_server.engine.callers import CallerNames
+from rerank_server.engine.core import EngineCore
+from rerank_server.engine.link import EngineLink, EngineLost, RemoteBatcher
+from rerank_server.engine.settings import BatchingConfig
+from rerank_server.engine.wire import EngineFailure, FrameReader, decode_error, encode_error, frame, pack_items, pack_results, unpack_items, unpack_results
+from rerank_server.models import load_scorer, parse_model_arg
+from rerank_server.models.encoding import Encoded
+
+pytestmark = pytest.mark.anyio
+
+
+def test_items_and_scores_cross_the_wire_as_one_buffer_each() -> None:
+    items = [
+        Encoded(np.array([101, 7, 8, 102], dtype=np.int32), np.array([0, 0, 1, 1], dtype=np.int8), True),
+        Encoded(np.array([101, 9, 102], dtype=np.int32), np.array([0, 1, 1], dtype=np.int8), False),
+    ]
+    meta, blob = pack_items(items)
+    reader = FrameReader()
+    whole = frame(("submit", 7, *meta), blob)
+    # Frames arrive cut anywhere: nothing until the last byte, then the frame whole.
+    assert reader.feed(whole[:5]) == [] and reader.feed(whole[5:-1]) == []
+    [(header, body)] = reader.feed(whole[-1:])
+    assert header == ("submit", 7, 2, True)
+    back, costs = unpack_items((header[2], header[3]), body)
+    assert costs == [4, 3]
+    for sent, got in zip(items, back):
+        assert np.array_equal(sent.ids, got.ids) and sent.types is not None and np.array_equal(sent.types, got.types)
+    untyped, _ = unpack_items(*_packed([Encoded(np.array([0, 5, 2], dtype=np.int32), None, False)]))
+    assert untyped[0].types is None and untyped[0].ids.tolist() == [0, 5, 2]
+    shape, scores = pack_results([0.5, -1.25])
+    assert unpack_results(shape, memoryview(scores)).tolist() == [0.5, -1.25]
+    shape, vectors = pack_results([np.ones(3), np.zeros(3)])
+    assert [v.tolist() for v in unpack_results(shape, memoryview(vectors))] == [[1, 1, 1], [0, 0, 0]]
+
+
+def _packed(items: list[Encoded]) -> tuple[Any, memoryview]:
+    meta, blob = pack_items(items)
+    return meta, memoryview(blob)
+
+
+def test_refusals_keep_what_the_caller_is_told() -> None:
+    for error in (QueueFull(5, 2, 10, "acme"), WouldMissDeadline(12.0, 3.0, True), DeadlineExceeded("late"), BatcherClosed("closing")):
+        back = decode_error(encode_error(error))
+        assert type(back) is type(error) and str(back) == str(error)
+    failure = decode_error(encode_error(RuntimeError("CUDA out of memory\nmore lines")))
+    assert isinstance(failure, EngineFailure) and str(failure) == "CUDA out of memory"
+
+
+@pytest.fixture
+def engine_socket(tmp_path: Path) -> str:
+    return str(tmp_path / "engine.sock")
+
+
+async def _engine(scorer: Any, path: str, limits: BatchingConfig) -> tuple[EngineCore, ModelRegistry]:
+    registry = ModelRegistry([ServedModel.create(scorer, limits, TokenizerPool(1))])
+    for model in registry:
+        model.batcher.start()
+    core = EngineCore(registry, CallerNames(4))
+    await core.serve(path)
+    return core, registry
+
+
+async def test_one_queue_admits_for_every_front_end_and_forgets_one_that_goes_away(cross_scorer: Any, engine_socket: str) -> None:
+    core, registry = await _engine(cross_scorer, engine_socket, BatchingConfig(max_queued_pairs=8, max_wait_ms=0))
+    first, second = await EngineLink.connect(engine_socket), await EngineLink.connect(engine_socket)
+    assert [m.name for m in first.models] == ["tiny-ce"]
+    a, b = RemoteBatcher(first, "tiny-ce"), RemoteBatcher(second, "tiny-ce")
+    held = await a.admit(6)
+    with pytest.raises(QueueFull):  # the room the first front end holds counts for the second
+        await b.admit(4)
+    first.close()  # a front end that goes away gives back what it held
+    batcher = registry.get("").batcher
+    while batcher._queue.held_cost:  # polls a condition: the engine sees the connection close
+        await asyncio.sleep(0.001)
+    reservation = await b.admit(4)
+    assert held.rid and reservation.claim.tenant == ""
+    await core.close()
+    await registry.aclose()
+
+
+async def test_scores_through_the_engine_equal_the_models_own(cross_scorer: Any, engine_socket: str) -> None:
+    core, registry = await _engine(cross_scorer, engine_socket, BatchingConfig(max_wait_ms=0))
+    link = await EngineLink.connect(engine_socket)
+    pool = TokenizerPool(1)
+    served = ServedModel(cross_scorer, RemoteBatcher(link, "tiny-ce"), BatchingConfig(), pool)
+    documents = ["bees dance to share where flowers are", "stocks fell", "leaves turn light into sugar"]
+    result = await served.rerank("how do plants make energy", documents)
+    local = await registry.get("").rerank("how do plants make energy", documents)
+    assert [(d.index, pytest.approx(d.score, abs=1e-5)) for d in result.documents] == [(d.index, d.score) for d in local.documents]
+    pairs = await served.score([("q", "a"), ("q", "b")])
+    assert len(pairs.scores) == 2
+    await core.close()  # the engine goes away: what waits on it fails UNAVAILABLE-style, and so does what comes next
+    await link.lost.wait()
+    with pytest.raises(EngineLost):
+        await served.rerank("q", ["d"])
+    await registry.aclose()
+    pool.close()
