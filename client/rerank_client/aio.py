@@ -58,7 +58,7 @@ class AsyncRerankClient:
         # Several connections to each address: a server's front-end processes (rerank-server --frontends)
         # each take whole connections, so one connection reaches one of them. Each channel then keeps
         # its own connections instead of sharing gRPC's process-wide ones.
-        private = [("grpc.use_local_subchannel_pool", 1)] if connections > 1 else []
+        private: list[tuple[str, object]] = [("grpc.use_local_subchannel_pool", 1)] if connections > 1 else []
         self._channels = [channel(channel_options(max_message_bytes, retries, wait_for_ready) + private) for _ in range(connections)]
         self._stubs = itertools.cycle([pb_grpc.RerankerStub(c) for c in self._channels])
         # Calls skip replicas that report NOT_SERVING (see service_config); asking for health must not.

@@ -13,7 +13,7 @@ from .policy import BatchPolicy
 from .scheduling import FairShare, Priority, Scheduler
 from .speed import SpeedEstimate
 from .stages import BatchStages
-from .strategies import STRATEGIES, Batcher, create_batcher
+from .strategies import STRATEGIES, Batcher, LocalBatcher, create_batcher
 
 __all__ = [
     "NO_CLAIM",
@@ -28,6 +28,7 @@ __all__ = [
     "Completed",
     "DeadlineExceeded",
     "FairShare",
+    "LocalBatcher",
     "MicroBatcher",
     "Priority",
     "QueueFull",

@@ -43,12 +43,9 @@ class Batcher(Protocol):
         """Start serving on the running event loop."""
         ...
 
-    def reserve(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
-        """Admit a request of ``count`` items and hold its room, or refuse it (QueueFull, WouldMissDeadline)."""
-        ...
-
     async def admit(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
-        """:meth:`reserve`, awaited: where the queue lives in another process, admission is a round trip."""
+        """Admit a request of ``count`` items and hold its room, or refuse it (QueueFull, WouldMissDeadline);
+        awaited, since where the queue lives in another process admission is a round trip."""
         ...
 
     async def submit(
@@ -59,6 +56,14 @@ class Batcher(Protocol):
 
     async def aclose(self, drain: bool = True) -> None:
         """Stop taking work; with ``drain``, finish what is queued."""
+        ...
+
+
+class LocalBatcher(Batcher, Protocol):
+    """A batcher whose queue is in this process: it admits at once, without awaiting."""
+
+    def reserve(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
+        """Admit a request of ``count`` items and hold its room, or refuse it (QueueFull, WouldMissDeadline)."""
         ...
 
 
@@ -73,7 +78,7 @@ def create_batcher(
     share: FairShare | None = None,
     tenant_share: float = 1.0,
     speed: SpeedEstimate | None = None,
-) -> Batcher:
+) -> LocalBatcher:
     """A batcher for ``strategy``: ``length`` (length-grouped, token-budgeted batches: what to serve with),
     ``arrival`` (first come first batched, by count only) or ``none`` (one model call per request). The
     last two are the baselines benchmarks compare against; ``policy`` is assumed to match ``strategy``.

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
-from ..batching import Batcher, BatchingError, Claim, Reservation
+from ..batching import BatchingError, Claim, LocalBatcher, Reservation
 from .callers import CallerNames
 from .served import ModelRegistry
 from .wire import FrameReader, Header, encode_error, frame, pack_results, unpack_items
@@ -35,6 +36,9 @@ class EngineCore:
         metrics_text: Callable[[], bytes] = lambda: b"",
     ) -> None:
         self.registry = registry
+        # The models of the engine process batch here: their queues admit at once, without awaiting.
+        self.batchers = {model.info.name: cast(LocalBatcher, model.batcher) for model in registry}
+        self.default = registry.default_name
         self.callers = callers
         self.observe = observe
         self.metrics_text = metrics_text
@@ -59,7 +63,7 @@ class _FrontEnd(asyncio.Protocol):
     def __init__(self, core: EngineCore) -> None:
         self.core = core
         self._reader = FrameReader()
-        self._reservations: dict[int, tuple[Batcher, Reservation]] = {}
+        self._reservations: dict[int, tuple[LocalBatcher, Reservation]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._transport: asyncio.Transport | None = None
 
@@ -113,7 +117,7 @@ class _FrontEnd(asyncio.Protocol):
     def _admit(self, header: Header) -> None:
         _, rid, model, count, cost, deadline, priority, tenant, default_deadline = header
         try:
-            batcher = self.core.registry.get(model).batcher
+            batcher = self.core.batchers[model or self.core.default]
             # Names past the cap share one turn here, where every front end's callers meet.
             claim = Claim(deadline, priority, self.core.callers(tenant), default_deadline)
             self._reservations[rid] = (batcher, batcher.reserve(count, claim, cost))

@@ -189,7 +189,7 @@ class Supervisor:
             log.info("shutting down: the front ends finish in-flight requests for up to %.0fs", self.config.grace_s)
         for child in self.front.values():
             if child.process.is_alive():
-                os.kill(child.process.pid, signal.SIGTERM)
+                child.process.terminate()  # SIGTERM: the front end drains
         deadline = time.monotonic() + self.config.grace_s + self.config.settle_s + 10.0
         for child in self.front.values():
             child.process.join(max(0.0, deadline - time.monotonic()))

@@ -17,7 +17,6 @@ from rerank_server.engine.core import EngineCore
 from rerank_server.engine.link import EngineLink, EngineLost, RemoteBatcher
 from rerank_server.engine.settings import BatchingConfig
 from rerank_server.engine.wire import EngineFailure, FrameReader, decode_error, encode_error, frame, pack_items, pack_results, unpack_items, unpack_results
-from rerank_server.models import load_scorer, parse_model_arg
 from rerank_server.models.encoding import Encoded
 
 pytestmark = pytest.mark.anyio
