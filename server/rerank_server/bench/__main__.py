@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .model import build_bert_base_cross_encoder, build_minilm_cross_encoder, build_tiny_cross_encoder, fit_head_to_bi_encoder, flops_per_pair
+from .hostpath import cpu_table, host_path
 from .table import Row, markdown_table
 from .workload import pairs_of, requests
 
@@ -351,10 +352,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         done()
         bert_server, _ = serve(f"server {main_dtype}, BERT-base shape, {callers} callers", [*torch_flags, *limits], big, callers, bert_dir)
         rows.append(Row("7. BERT-base shape: server vs its forward-only ceiling", bert_server.label, f"forward only, {main_dtype}", "pairs/s", bert_server.pairs_per_s, bert_ceiling, 0.6 if cuda else None))
+    host_rows, host_figures = _host_path(args, model_dir, step)
+    rows.extend(host_rows)
+    results["host_path"] = host_figures
     results["measured"] = measured
     results["rows"] = [r.to_dict() for r in rows]
-    results["table"] = markdown_table(rows, latency)
+    results["table"] = markdown_table(rows, latency) + "\n" + cpu_table(host_figures)
     return results
+
+
+def _host_path(args: argparse.Namespace, model_dir: Path, step: Callable[[str], Callable[[], None]]) -> tuple[list[Row], dict[str, Any]]:
+    """Rows 10-12 on simulated devices: 64 callers x 20 documents, as issue 18 measures the host path."""
+    specs = requests(max(args.requests, 16), (20, 20), seed=args.seed)
+    mean_tokens = _mean_pair_tokens(model_dir, specs)
+    return host_path(model_dir, specs, 1.0 if args.smoke else args.duration, mean_tokens, step)
+
+
+def _mean_pair_tokens(model_dir: Path, specs: Sequence[Any]) -> float:
+    """Tokens a pair of ``specs`` costs the model (after truncation), on average."""
+    from ..models import load_scorer, parse_model_arg
+    from .measure import encode_pairs
+
+    scorer = load_scorer(parse_model_arg(f"bench={model_dir}"), device="sim:null")
+    items = encode_pairs(scorer, pairs_of(list(specs)))
+    return sum(item.cost for item in items) / len(items)
+
+
+def run_host_path(args: argparse.Namespace) -> dict[str, Any]:
+    """Only rows 10-12 (``--host-path``): no forward runs, so any machine measures its host path."""
+    step = _progress(quiet=args.smoke)
+    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    model_dir = build_tiny_cross_encoder(cache / "tiny") if args.smoke else build_minilm_cross_encoder(cache)
+    rows, figures = _host_path(args, model_dir, step)
+    return {
+        "machine": _machine(),
+        "device": "simulated",
+        "smoke": args.smoke,
+        "host_path": figures,
+        "rows": [r.to_dict() for r in rows],
+        "table": markdown_table(rows, {}) + "\n" + cpu_table(figures),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -375,6 +413,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, help="alternating rounds of server and in-process runs for comparison 1 (default: 3 on a CPU, 1 on a GPU)")
     parser.add_argument("--bert-base", action="store_true", help="also measure a BERT-base-sized model on a CPU (always on a GPU; slow on a CPU)")
     parser.add_argument("--skip-latency", action="store_true", help="skip the open-loop latency runs")
+    parser.add_argument(
+        "--host-path",
+        action="store_true",
+        help="only rows 10-12: the host path on simulated devices (front ends 1 vs 2 vs N on sim:null with CPU a pair by "
+        "process and thread, a simulated H200, a 250,000 tokens/s device); no model runs, so it measures any machine",
+    )
     parser.add_argument("--model-dir", help="where to build (and reuse) the benchmark model (default: a temporary directory)")
     parser.add_argument("--out", default="bench-results", help="directory for results.json and results.md (default %(default)s)")
     args = parser.parse_args(argv)
@@ -391,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("rerank-bench --smoke: checking that every comparison runs, on a tiny model; this measures nothing", file=sys.stderr)
     else:
         print("rerank-bench (full run)", file=sys.stderr)
-    results = run(args)
+    results = run_host_path(args) if args.host_path else run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

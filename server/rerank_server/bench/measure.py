@@ -120,12 +120,14 @@ def drive_closed(
     mean_pair_flops: float,
     mean_pair_tokens: float,
     protocol: str = "grpc",
+    connections: int = 1,
 ) -> tuple[Throughput, Report]:
     """Closed-loop load cycling through ``specs`` for ``duration`` seconds (after one warm-up request);
-    ``protocol`` http drives the HTTP API's /v1/rerank at ``target`` instead of gRPC."""
+    ``protocol`` http drives the HTTP API's /v1/rerank at ``target`` instead of gRPC; gRPC calls are
+    spread over ``connections`` connections (to reach every front end of a server)."""
 
     async def go() -> Any:
-        caller: Any = HttpCaller([target], timeout=600.0) if protocol == "http" else UnaryCaller([target], timeout=600.0)
+        caller: Any = HttpCaller([target], timeout=600.0) if protocol == "http" else UnaryCaller([target], timeout=600.0, connections=connections)
         try:
             await caller.call(specs[0], 0.0)  # warm-up: first-call costs are not throughput
             cycle = itertools.cycle(specs)
