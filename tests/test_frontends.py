@@ -71,11 +71,16 @@ def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_e
         for answer in answers:
             assert [(d.index, d.score) for d in answer.results] == [(d.index, d.score) for d in expected.results]
         http_port = next(json.loads(line)["message"].split()[2].rstrip(":").rsplit(":", 1)[1] for line in server.output if "HTTP on" in line)
-        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+        ok = 'rerank_requests_total{code="OK",method="Rerank"} 16.0'
+        for _ in range(200):  # polls: front ends report their requests to the engine a few times a second
+            text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+            if ok in text:
+                break
+            time.sleep(0.05)
     logged = [json.loads(line) for line in server.output if '"rerank_server.requests"' in line]
     assert {entry["process"] for entry in logged} == {"rerank-frontend-1", "rerank-frontend-2"}
     # One engine scored every front end's pairs, and its metrics count every front end's requests.
-    assert 'rerank_requests_total{code="OK",method="Rerank"} 16.0' in text
+    assert ok in text
     assert 'rerank_pairs_total{model="tiny"} 48.0' in text
 
 

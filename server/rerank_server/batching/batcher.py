@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -409,12 +410,43 @@ class MicroBatcher(Generic[P, R]):
                 set_result_if_pending(ticket.future, ticket.results)
 
     async def _through_stages(self, payloads: list[P]) -> Sequence[R]:
-        """One model call: collate, forward and fetch, each on its stage's thread."""
-        loop = asyncio.get_running_loop()
+        """One model call: collate, forward and fetch, each on its stage's thread.
+
+        Each stage hands its output straight to the next stage's thread, so the event loop wakes once a
+        batch instead of three times (measured on a null device, where batches are small: a fifth of the
+        engine loop's time went to those hand-offs), and on a GPU the forward is queued as soon as its
+        inputs are collated, without waiting for the loop.
+        """
         stages, run = self._stages, self._executors
-        inputs = await loop.run_in_executor(run["collate"], stages.collate, payloads)
-        output = await loop.run_in_executor(run["forward"], stages.forward, inputs)
-        return await loop.run_in_executor(run["fetch"], stages.fetch, output)
+        chain: list[tuple[concurrent.futures.ThreadPoolExecutor, Callable[[Any], Any]]] = [
+            (run["collate"], stages.collate),
+            (run["forward"], stages.forward),
+            (run["fetch"], stages.fetch),
+        ]
+        done: concurrent.futures.Future[Sequence[R]] = concurrent.futures.Future()
+
+        def start(stage: int, value: Any) -> None:
+            if stage == len(chain):
+                done.set_result(value)
+                return
+            executor, work = chain[stage]
+            try:
+                future = executor.submit(work, value)
+            except RuntimeError as exc:  # the executor shut down
+                done.set_exception(exc)
+                return
+
+            def finished(f: concurrent.futures.Future[Any]) -> None:
+                error = f.exception()
+                if error is not None:
+                    done.set_exception(error)
+                else:
+                    start(stage + 1, f.result())
+
+            future.add_done_callback(finished)
+
+        start(0, payloads)
+        return await asyncio.wrap_future(done)
 
     async def _process_isolating(self, items: list[WorkItem[P]]) -> list[Any]:
         """Run ``items`` as one model call; if it raises, bisect and run each half on its own.

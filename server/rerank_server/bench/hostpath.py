@@ -136,7 +136,8 @@ def host_path(model_dir: Path, specs: Sequence[RequestSpec], duration: float, me
     h200 = figures["h200-minilm"] = run_simulated(model_dir, "sim:h200-minilm", frontends, specs, duration, mean_tokens)
     done()
     ceiling = simulated_ceiling("sim:h200-minilm", mean_tokens)
-    rows.append(Row("11. simulated H200: server vs the simulated device's ceiling", h200["label"], "sim:h200-minilm, device alone", "pairs/s", h200["pairs_per_s"], ceiling, 0.5))
+    # The goal is a GPU host's (16 cores and up); a small CPU's cores tokenize less than an H200 scores.
+    rows.append(Row("11. simulated H200: server vs the simulated device's ceiling", h200["label"], "sim:h200-minilm, device alone", "pairs/s", h200["pairs_per_s"], ceiling, 0.5 if cores >= 8 else None))
     done = step("a 250,000 tokens/s device (sim:20,4000), defaults")
     from ..engine.pool import default_frontends
 
@@ -147,10 +148,10 @@ def host_path(model_dir: Path, specs: Sequence[RequestSpec], duration: float, me
 
 
 def cpu_table(figures: dict[str, Any]) -> str:
-    """CPU microseconds a pair by role, one column per sim:null run."""
-    runs = {k: v for k, v in figures.items() if k.startswith("null")}
+    """CPU microseconds a pair by role, one column per run."""
+    runs = {v["label"]: v for v in figures.values()}
     roles = sorted({role for run in runs.values() for role in run["cpu_us_per_pair"]})
-    lines = ["| CPU a pair, sim:null | " + " | ".join(runs) + " |", "|---|" + "---:|" * len(runs)]
+    lines = ["| CPU microseconds a pair | " + " | ".join(runs) + " |", "|---|" + "---:|" * len(runs)]
     for role in roles:
         lines.append(f"| {role} | " + " | ".join(f"{run['cpu_us_per_pair'].get(role, 0.0):.1f} us" for run in runs.values()) + " |")
     lines.append("| **total** | " + " | ".join(f"**{run['cpu_us_per_pair_total']:.1f} us**" for run in runs.values()) + " |")

@@ -198,15 +198,40 @@ class RemoteBatcher:
 
 class ForwardedObservations:
     """A :class:`~rerank_server.engine.gateway.RequestObserver` that reports to the engine process, whose
-    metrics then count the requests of every front end."""
+    metrics then count the requests of every front end.
 
-    def __init__(self, link: EngineLink) -> None:
+    Observations go in one message every ``every_s`` seconds (or every ``most`` of them), not one a
+    request: the engine's event loop serves every front end, and a message a request was a tenth of its
+    work per request.
+    """
+
+    def __init__(self, link: EngineLink, every_s: float = 0.25, most: int = 256) -> None:
         self._link = link
+        self._every_s = every_s
+        self._most = most
+        self._pending: list[tuple[Any, ...]] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def observe_request(self, method: str, code: str, seconds: float) -> None:
         """One answered request."""
-        self._link.send(("observe", "request", method, code, seconds))
+        self._add(("request", method, code, seconds))
 
     def observe_truncated(self, model: str, documents: int) -> None:
         """Documents cut to the model's length."""
-        self._link.send(("observe", "truncated", model, documents))
+        self._add(("truncated", model, documents))
+
+    def _add(self, observation: tuple[Any, ...]) -> None:
+        self._pending.append(observation)
+        if len(self._pending) >= self._most:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._every_s, self.flush)
+
+    def flush(self) -> None:
+        """Send what was observed so far."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            self._link.send(("observe", self._pending))
+            self._pending = []

@@ -32,24 +32,27 @@ class FrameReader:
     """Cuts the bytes a connection receives into frames."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._partial = bytearray()  # the start of a frame whose end has not come yet
 
     def feed(self, data: bytes) -> list[tuple[Header, memoryview]]:
-        """Take ``data``; return every frame it completes, as (header, blob)."""
-        self._buffer += data
+        """Take ``data``; return every frame it completes, as (header, blob). The blobs are views of the
+        bytes received (copied once only when a frame spans two reads)."""
+        if self._partial:
+            self._partial += data
+            data = bytes(self._partial)
+            self._partial.clear()
+        view = memoryview(data)
         frames: list[tuple[Header, memoryview]] = []
-        at, size = 0, len(self._buffer)
+        at, size = 0, len(data)
         while size - at >= _PREFIX.size:
-            length, head = _PREFIX.unpack_from(self._buffer, at)
-            end = at + _PREFIX.size + length
+            length, head = _PREFIX.unpack_from(data, at)
+            start, end = at + _PREFIX.size, at + _PREFIX.size + length
             if end > size:
                 break
-            body = bytes(self._buffer[at + _PREFIX.size : end])  # one copy out of the buffer, then views
-            view = memoryview(body)
-            frames.append((pickle.loads(view[:head]), view[head:]))
+            frames.append((pickle.loads(view[start : start + head]), view[start + head : end]))
             at = end
-        if at:
-            del self._buffer[:at]
+        if at < size:
+            self._partial += view[at:]
         return frames
 
 

@@ -65,10 +65,11 @@ async def _serve(config: ServerConfig, path: str, control: Connection) -> int:
     metrics_port = metrics.serve(config.host, config.metrics_port) if config.metrics_port is not None else None
 
     def observe(header: Header) -> None:
-        if header[1] == "request":
-            metrics.observe_request(*header[2:])
-        else:
-            metrics.observe_truncated(*header[2:])
+        for kind, *fields in header[1]:
+            if kind == "request":
+                metrics.observe_request(*fields)
+            else:
+                metrics.observe_truncated(*fields)
 
     core = EngineCore(registry, CallerNames(config.admission.max_named_callers), observe, lambda: generate_latest(metrics.registry))
     await core.serve(path)

@@ -74,6 +74,7 @@ class RerankServer:
         self.host = config.host
         self.port = self._bind(config)
         self.http: HttpFrontDoor | None = None
+        self._forwarded: ForwardedObservations | None = None
         if config.http_port is not None:
             self.http = HttpFrontDoor(
                 self.engine, self._metrics_text, config.max_documents, config.max_message_bytes, config.security, tokens, config.tenant_header
@@ -85,7 +86,7 @@ class RerankServer:
     def attach(self, link: EngineLink) -> None:
         """Report requests to, and serve the metrics of, the engine process at the other end of ``link``
         (its metrics count every front end's requests)."""
-        self.engine.observer = ForwardedObservations(link)
+        self.engine.observer = self._forwarded = ForwardedObservations(link)
         if self.http is not None:
             self.http.metrics_text = link.metrics_text
 
@@ -170,6 +171,8 @@ class RerankServer:
             await self.http.stop()
         await self.registry.aclose(drain=True)
         self.tokenizers.close()
+        if self._forwarded is not None:
+            self._forwarded.flush()
 
 
 def _credentials(security: SecurityConfig) -> grpc.ServerCredentials:

@@ -72,12 +72,14 @@ def test_selection_respects_the_limits_and_holds_an_anchor(
     costs=st.lists(st.integers(1, 600), min_size=1, max_size=40).map(sorted),
     size=st.integers(1, 12),
     budget=st.integers(1, 5000),
+    gpu=st.booleans(),
     data=st.data(),
 )
-def test_selection_is_the_cheapest_run_per_item(costs: list[int], size: int, budget: int, data: st.DataObject) -> None:
-    """Against every allowed run, enumerated: the vectorised search and its early exit miss none."""
+def test_selection_is_the_cheapest_run_per_item(costs: list[int], size: int, budget: int, gpu: bool, data: st.DataObject) -> None:
+    """Against every allowed run, enumerated: the vectorised search, its early exit and the shortcut for a
+    queue that fits one batch (taken with a GPU's overhead, a whole token budget) miss none."""
     anchors = data.draw(st.sets(st.integers(0, len(costs) - 1), min_size=1))
-    policy = BatchPolicy(max_batch_size=size, max_batch_tokens=budget)
+    policy = BatchPolicy(max_batch_size=size, max_batch_tokens=budget, overhead_tokens=float(budget) if gpu else None)
 
     def per_item(run: range) -> float:
         longest = costs[run[-1]]
