@@ -70,16 +70,16 @@ class BatchPolicy:
         """
         if not anchors:
             raise ValueError("select needs at least one anchor")
-        count = len(costs)
-        if count <= self.max_batch_size and count * costs[-1] <= self.max_batch_tokens and (
-            count == 1 or self.batch_overhead_tokens >= costs[-1] * count * (count - 1)
+        queued = len(costs)
+        if queued <= self.max_batch_size and queued * costs[-1] <= self.max_batch_tokens and (
+            queued == 1 or self.batch_overhead_tokens >= costs[-1] * queued * (queued - 1)
         ):
             # Everything fits in one batch, and no shorter run can win: the whole run costs at most
-            # costs[-1] + overhead / count per item, a run of count - 1 or fewer at least
-            # overhead / (count - 1), which is no less. Exact, and without the search below: on a GPU
+            # costs[-1] + overhead / queued per item, a run of queued - 1 or fewer at least
+            # overhead / (queued - 1), which is no less. Exact, and without the search below: on a GPU
             # (overhead: a whole token budget) this is every batch cut from a short queue, which the
             # engine loop cuts hundreds of times a second when the device is fast.
-            return range(count)
+            return range(queued)
         cost = np.asarray(costs, dtype=np.int64)
         marks = np.unique(np.asarray(list(anchors), dtype=np.int64))
         # Only runs ending within max_batch_size after an anchor can hold one.

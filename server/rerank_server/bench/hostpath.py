@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.request
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,12 +61,12 @@ def _role(title: str, main: bool, thread: str, alone: bool) -> str:
     return "supervisor"
 
 
-def cpu_by_role(root: int) -> Counter[str]:
+def cpu_by_role(root: int) -> dict[str, float]:
     """CPU seconds so far of the server rooted at ``root``, by role: its processes' main threads (event
     loops), tokenizer threads, batch stages and the rest (threads named by ``batching.threads``)."""
     processes = [root] + [p for p in _children(root) if _title(p).startswith("rerank-")]
     alone = len(processes) == 1
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     for pid in processes:
         title = _title(pid)
         for tid in os.listdir(f"/proc/{pid}/task"):
@@ -77,7 +77,7 @@ def cpu_by_role(root: int) -> Counter[str]:
             thread = stat[stat.index("(") + 1 : stat.rindex(")")]
             fields = stat.rsplit(")", 1)[1].split()
             seconds[_role(title, int(tid) == pid, thread, alone)] += (int(fields[11]) + int(fields[12])) / _TICK
-    return seconds
+    return dict(seconds)
 
 
 def _padded_tokens(metrics_port: int) -> float:
@@ -95,7 +95,8 @@ def run_simulated(model_dir: Path, device: str, frontends: int, specs: Sequence[
         label = f"{device}, {frontends} front end{'s' if frontends > 1 else ''} ({'one process' if frontends == 1 else 'and an engine process'})"
         before, padded_before = cpu_by_role(server.proc.pid), _padded_tokens(metrics_port)
         throughput, report = drive_closed(server.target, specs, _CALLERS, duration, label, 0.0, mean_tokens, connections=_CALLERS)
-        spent = cpu_by_role(server.proc.pid) - before
+        after = cpu_by_role(server.proc.pid)
+        spent = {role: after[role] - before.get(role, 0.0) for role in after}
         padded = _padded_tokens(metrics_port) - padded_before
     pairs = max(throughput.pairs, 1)
     per_pair = {role: round(s / pairs * 1e6, 1) for role, s in sorted(spent.items())}
