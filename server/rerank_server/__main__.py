@@ -72,8 +72,8 @@ async def run(config: ServerConfig) -> int:
 
 
 async def _load_all(server: RerankServer, config: ServerConfig) -> None:
-    async for scorer, speed in loaded_models(config):
-        server.serve(scorer, speed)
+    async for scorers, speed in loaded_models(config):
+        server.serve(scorers, speed)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

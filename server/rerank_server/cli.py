@@ -176,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; or sim:PROFILE, a simulated accelerator for load "
             "tests without hardware: the real server, tokenizer, queue and batches, with batches that take a modelled time "
-            "(PROFILE: null for none, h200-minilm, or FIXED_MS,US_PER_1K_TOKENS, e.g. sim:20,4000) and deterministic scores "
-            "(default %(default)s)"
+            "(PROFILE: null for none, h200-minilm, or FIXED_MS,US_PER_1K_TOKENS, e.g. sim:20,4000) and deterministic scores. "
+            "Several accelerators, comma-separated (cuda:0,cuda:1): the model runs on each, and one queue sends each batch "
+            "to the one that is free (default %(default)s)"
         ),
     )
     models.add_argument(

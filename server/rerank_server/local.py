@@ -27,7 +27,7 @@ from .engine import (
     default_tokenizer_threads,
 )
 from .engine.settings import AdmissionConfig, BatchingConfig
-from .models import ModelInfo, load_scorer, parse_model_arg
+from .models import ModelInfo, load_scorers, parse_model_arg
 from .models.device import device_kind
 
 T = TypeVar("T")
@@ -38,7 +38,7 @@ class LocalEngine:
 
     def __init__(self, models: Sequence[str], device: str = "auto", dtype: str = "auto", admission: AdmissionConfig = AdmissionConfig()) -> None:
         specs = [parse_model_arg(m) for m in models]
-        scorers = [load_scorer(spec, device=device, dtype=dtype) for spec in specs]
+        scorers = [load_scorers(spec, device=device, dtype=dtype) for spec in specs]
         kind = device_kind(device, "torch")
         self._pool = TokenizerPool(default_tokenizer_threads(kind))
         batching = BatchingConfig.for_device(kind)

@@ -7,15 +7,16 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from .models import Scorer, load_scorer
+from .models import Scorer, load_scorers
 from .models.warmup import warm_up
 from .service.settings import ServerConfig
 
 log = logging.getLogger("rerank_server")
 
 
-async def loaded_models(config: ServerConfig) -> AsyncIterator[tuple[Scorer, float]]:
-    """Each configured model, loaded and warmed up, with its speed at start-up in tokens a second.
+async def loaded_models(config: ServerConfig) -> AsyncIterator[tuple[list[Scorer], float]]:
+    """Each configured model, loaded and warmed up on each device, with its speed at start-up (on the
+    first device) in tokens a second.
 
     Warming up happens before health says SERVING: the first callers do not pay for first batches, and
     the speed measured seeds the running estimate that deadline admission uses (the batches served
@@ -24,14 +25,15 @@ async def loaded_models(config: ServerConfig) -> AsyncIterator[tuple[Scorer, flo
     limits = config.batching
     for spec in config.models:
         log.info("loading %s from %s", spec.name, spec.source)
-        scorer = await asyncio.to_thread(load_scorer, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
+        scorers = await asyncio.to_thread(load_scorers, spec, config.device, config.dtype, config.trust_remote_code, config.backend)
         started = time.monotonic()
-        speed = await asyncio.to_thread(warm_up, scorer, limits.max_batch_size, limits.max_batch_tokens)
+        speeds = [await asyncio.to_thread(warm_up, scorer, limits.max_batch_size, limits.max_batch_tokens) for scorer in scorers]
+        speed = speeds[0]
         log.info(
             "%s warmed up in %.1f s: %.0f tokens/s at start-up; queue: %d pairs; default deadline %g s",
             spec.name, time.monotonic() - started, speed, limits.max_queued_pairs, config.admission.default_deadline_s,
         )
-        yield scorer, speed
+        yield scorers, speed
 
 
 def describe(models: object) -> str:

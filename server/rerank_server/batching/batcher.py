@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +19,7 @@ from .queue import WorkQueue
 from .scheduling import FairShare, Scheduler
 from .speed import SpeedEstimate
 from .stages import BatchStages, as_stages
-from .threads import named_pool
+from .lanes import Lane, freest, lanes_for
 from .ticket import Ticket, WorkItem, set_exception_if_pending, set_result_if_pending
 
 P = TypeVar("P")
@@ -101,6 +101,8 @@ class MicroBatcher(Generic[P, R]):
     The model is either a synchronous function (a batch of payloads in, one result per payload out, in
     order) or :class:`BatchStages` (collate, forward, fetch). Each stage runs on a worker thread of its
     own, one batch at a time: a second concurrent forward on the same device only fights the first.
+    Given several models (one per device: see ``lanes``), one queue feeds them all, each batch going to
+    the device with the fewest batches in flight, and admission counts on all of them.
     Up to ``pipeline_depth`` batches are in the stages at once, so batch N+1 is collated while batch N
     runs and batch N-1 is fetched.
 
@@ -119,7 +121,7 @@ class MicroBatcher(Generic[P, R]):
 
     def __init__(
         self,
-        model: BatchStages[P, R] | Callable[[list[P]], Sequence[R]],
+        model: BatchStages[P, R] | Callable[[list[P]], Sequence[R]] | Sequence[BatchStages[P, R]],
         policy: BatchPolicy,
         *,
         max_queued: int,
@@ -137,7 +139,10 @@ class MicroBatcher(Generic[P, R]):
         self.name = name
         self.stats = BatcherStats()
         self.pipeline_depth = pipeline_depth
-        self._stages = as_stages(model)
+        # One lane per device the model runs on (a list of stages: one each); every lane takes batches
+        # from the one queue.
+        models = [as_stages(m) for m in model] if isinstance(model, (list, tuple)) else [as_stages(model)]  # type: ignore[arg-type]
+        self._lanes: list[Lane[P, R]] = lanes_for(models, name)
         self._queue = WorkQueue(max_queued, tenant_share)
         self._scheduler = Scheduler(share)
         # The model's speed, from the batches it runs (seeded by a start-up measurement): how long the
@@ -148,14 +153,10 @@ class MicroBatcher(Generic[P, R]):
         # must not make every item look enormous).
         self._mean_cost = min(policy.max_batch_tokens / policy.max_batch_size, SEED_ITEM_COST)
         self._in_flight_cost = 0  # tokens of the batches cut and not yet answered
-        self._last_finished = 0.0  # when the last batch came back: a batch's service time starts no earlier
         self._clock = clock
         self.on_batch = on_batch  # called with a BatchRecord after every model call (metrics)
         self._live: dict[Ticket[Any], list[WorkItem[P]]] = {}
         self._wakeup = asyncio.Event()
-        # One thread per stage: stages of consecutive batches overlap, each stage stays in batch order.
-        self._executors = {stage: named_pool(1, f"{stage}-{name}") for stage in ("collate", "forward", "fetch")}
-        self._in_flight: set[asyncio.Task[None]] = set()  # batches cut and not yet answered
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -163,6 +164,11 @@ class MicroBatcher(Generic[P, R]):
     def queued(self) -> int:
         """Items waiting for the model now."""
         return len(self._queue)
+
+    @property
+    def lane_batches(self) -> list[int]:
+        """Batches (model calls) run so far on each device the model runs on."""
+        return [lane.batches for lane in self._lanes]
 
     @property
     def capacity(self) -> int:
@@ -198,8 +204,9 @@ class MicroBatcher(Generic[P, R]):
         return self.reserve(count, claim, cost)
 
     def _seconds(self, tokens: int) -> float:
-        """Model time for ``tokens`` of work, cut into batches as the policy cuts them."""
-        return self.speed.seconds(tokens, -(-tokens // self.policy.max_batch_tokens))
+        """Model time for ``tokens`` of work, cut into batches as the policy cuts them and shared by the
+        lanes (the speed is one device's)."""
+        return self.speed.seconds(tokens, -(-tokens // self.policy.max_batch_tokens)) / len(self._lanes)
 
     def _refuse_late(self, cost: int, claim: Claim) -> None:
         """Raise :class:`WouldMissDeadline` if ``cost`` more tokens of ``claim`` cannot finish by its deadline."""
@@ -296,8 +303,8 @@ class MicroBatcher(Generic[P, R]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for executor in self._executors.values():
-            executor.shutdown(wait=True)
+        for lane in self._lanes:
+            lane.shutdown()
 
     def _abandon(self, ticket: Ticket[Any], error: BaseException | None) -> None:
         """Drop a ticket's waiting items and, with ``error``, fail it (None: the caller went away)."""
@@ -330,10 +337,10 @@ class MicroBatcher(Generic[P, R]):
             if oldest is None:
                 if self._closing:
                     return
-            elif len(self._in_flight) < self.pipeline_depth:
+            elif len(freest(self._lanes).in_flight) < self.pipeline_depth:
                 if self._closing or self._queue.full_batch_ready(self.policy):
                     return
-                if not self._in_flight:  # the device is free: a partial batch may go once it has waited
+                if not freest(self._lanes).in_flight:  # a device is free: a partial batch may go once it has waited
                     remaining = oldest.arrived + self.policy.max_wait_s - self._clock()
                     if remaining <= 0:
                         return
@@ -359,23 +366,25 @@ class MicroBatcher(Generic[P, R]):
             batch = self._queue.take_batch(self.policy, self._scheduler, self._clock())
             if not batch:
                 if self._closing:
-                    if self._in_flight:
-                        await asyncio.gather(*self._in_flight)
+                    running = [task for lane in self._lanes for task in lane.in_flight]
+                    if running:
+                        await asyncio.gather(*running)
                     return
                 continue
             tokens = sum(item.cost for item in batch)
             self._in_flight_cost += tokens
-            task = asyncio.get_running_loop().create_task(self._run_batch(batch, tokens), name=f"batch-{self.name}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._batch_done)
+            lane = freest(self._lanes)
+            task = asyncio.get_running_loop().create_task(self._run_batch(batch, tokens, lane), name=f"batch-{self.name}")
+            lane.in_flight.add(task)
+            task.add_done_callback(functools.partial(self._batch_done, lane=lane))
 
-    def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+    def _batch_done(self, task: asyncio.Task[None], lane: Lane[P, R]) -> None:
+        lane.in_flight.discard(task)
         self._wakeup.set()  # the pipeline has room again
         if not task.cancelled() and task.exception() is not None:
             log.error("batch of %s failed outside the model", self.name, exc_info=task.exception())
 
-    async def _run_batch(self, batch: list[WorkItem[P]], tokens: int) -> None:
+    async def _run_batch(self, batch: list[WorkItem[P]], tokens: int, lane: Lane[P, R]) -> None:
         started = self._clock()
         for item in batch:
             ticket = item.ticket
@@ -385,7 +394,7 @@ class MicroBatcher(Generic[P, R]):
                 self.stats.queue_wait_s[group] += started - ticket.enqueued_at
                 self.stats.queue_waits[group] += 1
         try:
-            outcomes = await self._process_isolating(batch)
+            outcomes = await self._process_isolating(batch, lane)
         finally:
             self._in_flight_cost -= tokens
         finished = self._clock()
@@ -393,8 +402,8 @@ class MicroBatcher(Generic[P, R]):
         self._record(batch, tokens, finished - started, failed=failed)
         if not failed:
             # Its service time: from when the model could start on it (the previous batch back) to done.
-            self.speed.observe(tokens, finished - max(started, self._last_finished))
-        self._last_finished = finished
+            self.speed.observe(tokens, finished - max(started, lane.last_finished))
+        lane.last_finished = finished
         for item, outcome in zip(batch, outcomes):
             ticket = item.ticket
             if ticket.abandoned:
@@ -409,46 +418,7 @@ class MicroBatcher(Generic[P, R]):
                 self._live.pop(ticket, None)
                 set_result_if_pending(ticket.future, ticket.results)
 
-    async def _through_stages(self, payloads: list[P]) -> Sequence[R]:
-        """One model call: collate, forward and fetch, each on its stage's thread.
-
-        Each stage hands its output straight to the next stage's thread, so the event loop wakes once a
-        batch instead of three times (measured on a null device, where batches are small: a fifth of the
-        engine loop's time went to those hand-offs), and on a GPU the forward is queued as soon as its
-        inputs are collated, without waiting for the loop.
-        """
-        stages, run = self._stages, self._executors
-        chain: list[tuple[concurrent.futures.ThreadPoolExecutor, Callable[[Any], Any]]] = [
-            (run["collate"], stages.collate),
-            (run["forward"], stages.forward),
-            (run["fetch"], stages.fetch),
-        ]
-        done: concurrent.futures.Future[Sequence[R]] = concurrent.futures.Future()
-
-        def start(stage: int, value: Any) -> None:
-            if stage == len(chain):
-                done.set_result(value)
-                return
-            executor, work = chain[stage]
-            try:
-                future = executor.submit(work, value)
-            except RuntimeError as exc:  # the executor shut down
-                done.set_exception(exc)
-                return
-
-            def finished(f: concurrent.futures.Future[Any]) -> None:
-                error = f.exception()
-                if error is not None:
-                    done.set_exception(error)
-                else:
-                    start(stage + 1, f.result())
-
-            future.add_done_callback(finished)
-
-        start(0, payloads)
-        return await asyncio.wrap_future(done)
-
-    async def _process_isolating(self, items: list[WorkItem[P]]) -> list[Any]:
+    async def _process_isolating(self, items: list[WorkItem[P]], lane: Lane[P, R]) -> list[Any]:
         """Run ``items`` as one model call; if it raises, bisect and run each half on its own.
 
         A batch can fail because of one bad item (then only the requests holding it fail, the rest of the
@@ -459,7 +429,7 @@ class MicroBatcher(Generic[P, R]):
         if not live:
             return [_Failure(BatcherClosed("request abandoned"))] * len(items)
         try:
-            results = await self._through_stages([item.payload for item in live])
+            results = await lane.run([item.payload for item in live])
             if len(results) != len(live):
                 raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(live)}")
             by_item: dict[int, Any] = {id(item): result for item, result in zip(live, results)}
@@ -470,7 +440,7 @@ class MicroBatcher(Generic[P, R]):
                 return [_Failure(exc) if item is live[0] else _Failure(BatcherClosed("request abandoned")) for item in items]
             middle = len(live) // 2
             log.info("model %s failed on a batch of %d (%r); retrying it in halves", self.name, len(live), exc)
-            halves = await self._process_isolating(live[:middle]) + await self._process_isolating(live[middle:])
+            halves = await self._process_isolating(live[:middle], lane) + await self._process_isolating(live[middle:], lane)
             by_item = {id(item): outcome for item, outcome in zip(live, halves)}
         return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 

@@ -69,7 +69,7 @@ class LocalBatcher(Batcher, Protocol):
 
 def create_batcher(
     strategy: str,
-    model: BatchStages[Any, Any] | Callable[[list[Any]], Sequence[Any]],
+    model: BatchStages[Any, Any] | Callable[[list[Any]], Sequence[Any]] | Sequence[BatchStages[Any, Any]],
     policy: BatchPolicy,
     *,
     max_queued: int,
@@ -87,8 +87,8 @@ def create_batcher(
     running speed, seeded by a start-up measurement) refuses deadlines the queue would outlast."""
     if strategy not in STRATEGIES:
         raise ValueError(f"batching strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if strategy == "none":
-        return PerRequestRunner(model, max_queued=max_queued, name=name)
+    if strategy == "none":  # the baseline runs on one device
+        return PerRequestRunner(model[0] if isinstance(model, Sequence) else model, max_queued=max_queued, name=name)
     return MicroBatcher(
         model,
         policy,

@@ -38,6 +38,9 @@ class _BatcherCollector(Collector):
         dropped = CounterMetricFamily(
             "rerank_dropped_pairs", "Queued pairs dropped before the model ran them", labels=["model", "reason"]
         )
+        lanes = CounterMetricFamily(
+            "rerank_device_batches", "Model calls run on each device of the model (its place in --device, from 0)", labels=["model", "device"]
+        )
         failed = CounterMetricFamily("rerank_failed_model_calls", "Model calls that raised (retried halves included)", labels=["model"])
         served = CounterMetricFamily("rerank_served_pairs_by_caller", "Pairs scored, by priority and caller", labels=["model", "priority", "tenant"])
         refused = CounterMetricFamily("rerank_refused_requests_by_caller", "Requests refused at admission, by priority and caller", labels=["model", "priority", "tenant"])
@@ -60,7 +63,9 @@ class _BatcherCollector(Collector):
             dropped.add_metric([name, "cancelled"], stats.dropped_cancelled)
             dropped.add_metric([name, "deadline"], stats.dropped_expired)
             failed.add_metric([name], stats.failed_calls)
-        yield from (depth, queued_s, speed, pairs, rejected, dropped, failed, served, refused, waits)
+            for index, count in enumerate(getattr(model.batcher, "lane_batches", ())):
+                lanes.add_metric([name, str(index)], count)
+        yield from (depth, queued_s, speed, pairs, rejected, dropped, lanes, failed, served, refused, waits)
 
 
 _PRIORITY_NAMES = {0: "interactive", 1: "bulk"}

@@ -68,17 +68,21 @@ class ServedModel:
     @classmethod
     def create(
         cls,
-        scorer: Scorer,
+        scorer: Scorer | Sequence[Scorer],
         limits: BatchingConfig,
         pool: TokenizerPool,
         requests: RequestLimits = RequestLimits(),
         tokens_per_s: float | None = None,
     ) -> ServedModel:
         """Give ``scorer`` a batcher of its own (batches of different models never mix); ``tokens_per_s``,
-        the model's speed measured at start-up, seeds the running estimate deadlines are admitted by."""
+        the model's speed measured at start-up, seeds the running estimate deadlines are admitted by.
+        Several scorers are the model on several devices: one queue feeds them all, and the first plans
+        the requests."""
+        lanes = list(scorer) if isinstance(scorer, Sequence) else [scorer]
+        scorer = lanes[0]
         batcher = create_batcher(
             limits.strategy,
-            scorer,
+            lanes,
             limits.policy(),
             max_queued=limits.max_queued_pairs,
             name=scorer.info.name,

@@ -5,7 +5,7 @@ Nothing here knows about gRPC or the batcher: a scorer turns a request into a pl
 """
 
 from .base import ModelInfo, ModelKind, Normalization, Scorer, ScoringPlan
-from .loading import ModelLoadError, ModelSpec, load_scorer, parse_model_arg
+from .loading import ModelLoadError, ModelSpec, load_scorer, load_scorers, parse_model_arg
 
 __all__ = [
     "ModelInfo",
@@ -16,5 +16,6 @@ __all__ = [
     "Scorer",
     "ScoringPlan",
     "load_scorer",
+    "load_scorers",
     "parse_model_arg",
 ]

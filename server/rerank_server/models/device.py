@@ -23,6 +23,27 @@ class Precision:
     quantize_int8: bool = False  # dynamic int8 quantization of nn.Linear (CPU only)
 
 
+_DEVICE_NAMES = ("auto", "cpu", "cuda", "mps", "sim:")
+
+
+def split_devices(value: str) -> list[str]:
+    """The devices of ``--device``: one, or several separated by commas (``cuda:0,cuda:1``). A simulated
+    device's profile has a comma of its own (``sim:20,4000``): a piece that does not start a device name
+    belongs to the one before it.
+
+    >>> split_devices("sim:20,4000,sim:null")
+    ['sim:20,4000', 'sim:null']
+    """
+    devices: list[str] = []
+    for piece in value.split(","):
+        piece = piece.strip()
+        if devices and not piece.startswith(_DEVICE_NAMES):
+            devices[-1] += "," + piece
+        else:
+            devices.append(piece)
+    return devices
+
+
 def resolve_device(requested: str, backend: str = "torch") -> str:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; anything else is checked and returned.
 
@@ -144,6 +165,6 @@ def device_kind(device: str, backend: str) -> str:
     """cpu, cuda or mps: the kind of device ``--device`` resolves to (cpu for a bad value, which the
     model load then reports with its fix)."""
     try:
-        return resolve_device(device, backend).split(":")[0]
+        return resolve_device(split_devices(device)[0], backend).split(":")[0]
     except ValueError:
         return "cpu"

@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import ModelInfo, ModelKind, Scorer
 from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
-from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision
+from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision, split_devices
 from .simulated import is_simulated
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,25 @@ def load_scorer(
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load {spec.source} as a {kind.value}: {first_line}") from exc
+
+
+def load_scorers(
+    spec: ModelSpec, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False, backend: str = "torch"
+) -> list[Scorer]:
+    """``spec`` loaded once on each device of ``device`` (``cuda:0,cuda:1``: see :func:`split_devices`):
+    the lanes one queue feeds. The first reports every device in its :class:`ModelInfo`."""
+    devices = split_devices(device)
+    real = [d for d in devices if not is_simulated(d)]
+    if len(set(real)) != len(real) or (len(devices) > 1 and any(d.split(":")[0] in ("cpu", "auto") for d in real)):
+        raise ModelLoadError(
+            f"--device {device}: give each device once (cuda:0,cuda:1); several CPU engines in one server would fight over "
+            "the same cores: run one server per share of the cores instead (taskset -c 0-7 rerank-server ...)"
+        )
+    scorers = [load_scorer(spec, one, dtype, trust_remote_code, backend) for one in devices]
+    if len(scorers) > 1:
+        first = scorers[0]
+        first.info = dataclasses.replace(first.info, device=",".join(s.info.device for s in scorers))
+    return scorers
 
 
 def _simulated(spec: ModelSpec, kind: ModelKind, directory: Path, device: str, trust_remote_code: bool) -> Scorer:

@@ -54,8 +54,8 @@ async def _serve(config: ServerConfig, path: str, control: Connection) -> int:
     # The engine tokenizes nothing (the front ends do); a served model still names a pool it would use.
     pool = TokenizerPool(1)
     try:
-        async for scorer, speed in loaded_models(config):
-            model = ServedModel.create(scorer, config.batching, pool, config.request_limits, speed)
+        async for scorers, speed in loaded_models(config):
+            model = ServedModel.create(scorers, config.batching, pool, config.request_limits, speed)
             registry.add(model)
             metrics.watch(model)
             model.batcher.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import grpc
 from prometheus_client import generate_latest
@@ -125,7 +126,7 @@ class RerankServer:
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
 
-    def serve(self, scorer: Scorer, tokens_per_s: float | None = None) -> ServedModel:
+    def serve(self, scorer: Scorer | Sequence[Scorer], tokens_per_s: float | None = None) -> ServedModel:
         """Serve ``scorer`` with the configured batching; ``tokens_per_s``, its speed measured at start-up,
         seeds the running estimate deadlines are admitted by. The first one served is the default."""
         model = ServedModel.create(scorer, self.config.batching, self.tokenizers, self.config.request_limits, tokens_per_s)

@@ -401,3 +401,18 @@ async def test_reserved_room_counts_as_taken_until_released() -> None:
     with batcher.reserve(3):  # the reservation became the items, and they are done: all room is free
         assert batcher.queued == 0
     await batcher.aclose()
+
+
+async def test_two_devices_take_batches_from_one_queue_and_the_free_one_runs_the_next() -> None:
+    busy, free = RecordingModel(), RecordingModel()
+    busy.gate.clear()
+    batcher = make([busy, free], max_batch_size=2, max_wait_s=HOUR)
+    first = asyncio.create_task(batcher.submit([1, 2], [1, 1]))
+    await wait_until(busy.entered.is_set)  # the first device holds batch 1 at its gate
+    with anyio.fail_after(30):  # (a failsafe: batch 2 runs at once on the free device, or never)
+        second = await batcher.submit([3, 4], [1, 1])
+    assert second.results == [6, 8] and free.seen == [3, 4] and not first.done()
+    busy.gate.set()
+    assert (await first).results == [2, 4]
+    assert batcher.lane_batches == [1, 1]
+    await batcher.aclose()

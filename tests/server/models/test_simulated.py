@@ -69,3 +69,38 @@ def test_a_server_on_a_simulated_device_serves_the_real_path(tiny_cross_encoder:
     assert {documents[::-1][r.index]: r.score for r in again.results} == scores  # fixed per input, whatever the order
     assert len(set(scores.values())) == 3
     assert (models.models[0].device, models.models[0].backend) == ("sim:0,0", "simulated")
+
+
+def test_one_queue_feeds_two_devices(tiny_cross_encoder: Path) -> None:
+    """``--device sim:20,0,sim:20,0``: two simulated devices of 20 ms a batch behind one queue; while one
+    runs a batch the next goes to the other."""
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rerank_server.bench.measure import free_port
+    from rerank_server.models.device import split_devices
+    from tests.processes import ServerProcess
+
+    assert split_devices("sim:20,0,sim:20,0") == ["sim:20,0", "sim:20,0"] and split_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"]
+    metrics = free_port()
+    flags = ("--model", f"tiny={tiny_cross_encoder}", "--device", "sim:20,0,sim:20,0", "--metrics-port", str(metrics))
+    with ServerProcess(*flags) as server, RerankClient(server.target, timeout=60) as client:
+        assert client.list_models().models[0].device == "sim:20,0,sim:20,0"
+
+        def call(i: int) -> int:
+            return len(client.rerank(f"query {i}", ["a cat", "a dog", "a bird"]).results)
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(call, range(48))) == [3] * 48
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10).read().decode()
+    by_device = {line.split('device="')[1][0]: float(line.split()[-1]) for line in text.splitlines() if line.startswith("rerank_device_batches")}
+    assert set(by_device) == {"0", "1"} and min(by_device.values()) >= 1, json.dumps(by_device)
+
+
+def test_several_cpu_engines_in_one_server_are_refused_with_the_fix(tiny_cross_encoder: Path) -> None:
+    from rerank_server.models import ModelLoadError, load_scorers
+
+    for device in ("cpu,cpu", "sim:null,cpu"):
+        with pytest.raises(ModelLoadError, match="taskset"):
+            load_scorers(parse_model_arg(f"tiny={tiny_cross_encoder}"), device=device)
