@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
+from collections import Counter
 from typing import Any
+
+from rerank_client import AsyncRerankClient, RerankError
 
 from rerank_server.process import ServerProcess as _ServerProcess
 
@@ -33,3 +37,21 @@ def run_cli(*args: str, stdin: str | None = None, timeout: float = 120.0) -> sub
     return subprocess.run(
         [command(args[0]), *args[1:]], input=stdin, capture_output=True, text=True, timeout=timeout, env=offline_env()
     )
+
+
+DOCS = ["Photosynthesis converts light into chemical energy.", "The market fell.", "Chlorophyll absorbs red light."]
+
+
+async def keep_calling(client: AsyncRerankClient, stop: asyncio.Event, outcomes: Counter[str], callers: int = 6) -> None:
+    """``callers`` closed loops of Rerank calls until ``stop``; each outcome counted by status name."""
+
+    async def caller() -> None:
+        while not stop.is_set():
+            try:
+                await client.rerank("how do plants make energy", DOCS)
+                outcomes["OK"] += 1
+            except RerankError as exc:
+                outcomes[exc.code.name] += 1
+                await asyncio.sleep(0.01)  # a refused caller backs off a little, as real ones do
+
+    await asyncio.gather(*(caller() for _ in range(callers)))

@@ -16,9 +16,7 @@ from pathlib import Path
 import grpc
 
 from rerank_client import AsyncRerankClient, RerankClient, RerankError
-from tests.processes import ServerProcess
-
-DOCS = ["Photosynthesis converts light into chemical energy.", "The market fell.", "Chlorophyll absorbs red light."]
+from tests.processes import DOCS, ServerProcess, keep_calling
 
 
 def _args(model: Path, *more: str) -> tuple[str, ...]:
@@ -40,19 +38,6 @@ def _children(pid: int) -> dict[str, int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid and title.startswith("rerank-"):
             found[title] = int(entry)
     return found
-
-
-async def _load(client: AsyncRerankClient, stop: asyncio.Event, outcomes: Counter[str], callers: int = 8) -> None:
-    async def caller() -> None:
-        while not stop.is_set():
-            try:
-                await client.rerank("how do plants make energy", DOCS)
-                outcomes["OK"] += 1
-            except RerankError as exc:
-                outcomes[exc.code.name] += 1
-                await asyncio.sleep(0.01)
-
-    await asyncio.gather(*(caller() for _ in range(callers)))
 
 
 def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_encoder: Path) -> None:
@@ -93,7 +78,7 @@ def test_a_killed_front_end_is_replaced_and_callers_retry_through(tiny_cross_enc
         async def scenario() -> None:
             stop = asyncio.Event()
             async with AsyncRerankClient(server.target, timeout=60, retries=4) as client:
-                load = asyncio.create_task(_load(client, stop, outcomes))
+                load = asyncio.create_task(keep_calling(client, stop, outcomes, callers=8))
                 while outcomes["OK"] < 20:
                     await asyncio.sleep(0.01)
                 victim = _children(supervisor)["rerank-frontend-1"]
@@ -139,7 +124,7 @@ def test_sigterm_drains_every_front_end_then_the_engine(tiny_cross_encoder: Path
             assert server.proc is not None
             stop = asyncio.Event()
             async with AsyncRerankClient(server.target, timeout=60, retries=0) as client:
-                load = asyncio.create_task(_load(client, stop, outcomes))
+                load = asyncio.create_task(keep_calling(client, stop, outcomes, callers=8))
                 while outcomes["OK"] < 50:
                     await asyncio.sleep(0.01)
                 server.proc.send_signal(signal.SIGTERM)

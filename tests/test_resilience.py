@@ -13,22 +13,7 @@ import grpc
 import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
-from tests.processes import ServerProcess
-
-DOCS = ["Photosynthesis converts light into chemical energy.", "The market fell.", "Chlorophyll absorbs red light."]
-
-
-async def _load(client: AsyncRerankClient, stop: asyncio.Event, outcomes: Counter[str], callers: int = 6) -> None:
-    async def caller() -> None:
-        while not stop.is_set():
-            try:
-                await client.rerank("how do plants make energy", DOCS)
-                outcomes["OK"] += 1
-            except RerankError as exc:
-                outcomes[exc.code.name] += 1
-                await asyncio.sleep(0.01)  # a refused caller backs off a little, as real ones do
-
-    await asyncio.gather(*(caller() for _ in range(callers)))
+from tests.processes import DOCS, ServerProcess, keep_calling
 
 
 def test_sigterm_under_load_answers_every_accepted_request_and_refuses_new_ones() -> None:
@@ -39,7 +24,7 @@ def test_sigterm_under_load_answers_every_accepted_request_and_refuses_new_ones(
         async def scenario() -> None:
             stop = asyncio.Event()
             async with AsyncRerankClient(server.target, timeout=60, retries=0) as client:
-                load = asyncio.create_task(_load(client, stop, outcomes))
+                load = asyncio.create_task(keep_calling(client, stop, outcomes))
                 while outcomes["OK"] < 20:  # under load
                     await asyncio.sleep(0.01)
                 server.proc.send_signal(signal.SIGTERM)
@@ -114,7 +99,7 @@ def test_sigkill_of_one_replica_under_load_loses_no_request() -> None:
         async def scenario() -> None:
             stop = asyncio.Event()
             async with AsyncRerankClient([a.target, b.target], timeout=60, retries=4) as client:
-                load = asyncio.create_task(_load(client, stop, outcomes, callers=8))
+                load = asyncio.create_task(keep_calling(client, stop, outcomes, callers=8))
                 while outcomes["OK"] < 30:
                     await asyncio.sleep(0.01)
                 a.proc.kill()  # SIGKILL: no drain, connections just drop
@@ -139,7 +124,7 @@ def test_a_graceful_rolling_restart_of_one_replica_loses_no_call() -> None:
         async def scenario() -> None:
             stop = asyncio.Event()
             async with AsyncRerankClient([a.target, b.target, c.target], timeout=60, retries=4) as client:
-                load = asyncio.create_task(_load(client, stop, outcomes, callers=8))
+                load = asyncio.create_task(keep_calling(client, stop, outcomes, callers=8))
                 while outcomes["OK"] < 30:
                     await asyncio.sleep(0.01)
                 a.proc.send_signal(signal.SIGTERM)

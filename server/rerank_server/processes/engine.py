@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from multiprocessing.connection import Connection
 
@@ -26,6 +25,7 @@ from ..models import ModelLoadError
 from ..models.exported import import_runtime_early
 from ..service.settings import ServerConfig
 from ..startup import describe, loaded_models
+from .child import run_child
 from .naming import ENGINE, name_process
 
 log = logging.getLogger("rerank_server")
@@ -38,14 +38,7 @@ def engine_main(config: ServerConfig, path: str, control: Connection) -> None:
     name_process(ENGINE, config.log_level, config.log_format)
     return_large_buffers()
     import_runtime_early(config.backend, config.models, config.device)
-    try:
-        code = asyncio.run(_serve(config, path, control))
-    except Exception as exc:
-        log.exception("the engine failed")
-        control.send(("failed", f"the engine process failed: {exc}"))
-        code = 1
-    logging.shutdown()
-    os._exit(code)
+    run_child(_serve(config, path, control), control, "the engine process", 1)
 
 
 async def _serve(config: ServerConfig, path: str, control: Connection) -> int:

@@ -22,6 +22,7 @@ from ..models import ModelLoadError
 from ..models.loading import load_planner
 from ..service.server import RerankServer
 from ..service.settings import ServerConfig
+from .child import run_child
 from .naming import frontend, name_process
 
 log = logging.getLogger("rerank_server")
@@ -34,15 +35,7 @@ def frontend_main(config: ServerConfig, index: int, tokenizer_threads: int, path
     name_process(frontend(index), config.log_level, config.log_format)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return_large_buffers()
-    try:
-        code = asyncio.run(_serve(config, tokenizer_threads, path, control))
-    except Exception as exc:
-        log.exception("the front end failed")
-        control.send(("failed", f"{frontend(index)} failed: {exc}"))
-        code = 2
-    logging.shutdown()
-    # Exit with the ports left to the operating system, as a one-process server does (see RerankServer.stop).
-    os._exit(code)
+    run_child(_serve(config, tokenizer_threads, path, control), control, frontend(index), 2)
 
 
 async def _serve(config: ServerConfig, tokenizer_threads: int, path: str, control: Connection) -> int:

@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 
 import grpc
-from prometheus_client import generate_latest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import generate_latest
 
 from rerank_proto import rerank_pb2 as pb
 from rerank_proto import rerank_pb2_grpc as pb_grpc
