@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,10 @@ async def keep_calling(client: AsyncRerankClient, stop: asyncio.Event, outcomes:
                 await asyncio.sleep(0.01)  # a refused caller backs off a little, as real ones do
 
     await asyncio.gather(*(caller() for _ in range(callers)))
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a flag that takes a port number)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

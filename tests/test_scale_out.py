@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections import Counter
 
 from rerank_client import AsyncRerankClient, RerankError
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, free_port
 
 ARGS = ("--model", "all-MiniLM-L6-v2", "--log-format", "json", "--log-requests")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _served(server: ServerProcess) -> int:
@@ -44,7 +37,7 @@ async def _send(client: AsyncRerankClient, count: int, outcomes: Counter[str], c
 
 
 def test_three_replicas_share_load_survive_a_kill_and_take_a_restarted_one_back() -> None:
-    ports = [_free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     replicas = [_replica(p).__enter__() for p in ports]
     restarted = None
     try:

@@ -33,6 +33,8 @@ def _defaults_from_environment(parser: argparse.ArgumentParser) -> None:
             continue
         if action.dest == "models":  # kept apart: an "append" flag would add --model values to its default
             parser.set_defaults(env_models=[m.strip() for m in value.split(",") if m.strip()])
+        elif isinstance(action, argparse._AppendAction):  # a repeatable flag: a comma-separated list
+            parser.set_defaults(**{action.dest: [v.strip() for v in value.split(",") if v.strip()]})
         elif isinstance(action, argparse._StoreTrueAction):
             parser.set_defaults(**{action.dest: value.lower() in ("1", "true", "yes")})
         elif action.choices is not None and value not in action.choices:
@@ -170,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.set_defaults(models=None, env_models=None)
+    models.add_argument(
+        "--alias",
+        action="append",
+        dest="aliases",
+        default=[],
+        metavar="ALIAS=NAME",
+        help=(
+            "another name requests may give for the model NAME, e.g. rerank-english-v3.0=ms-marco for clients with a "
+            "hosted model's name built in (the Cohere SDK, LiteLLM, Open WebUI); repeatable. With one model served, any "
+            "name reaches it; responses always name the model that scored"
+        ),
+    )
     models.add_argument(
         "--device",
         default=d.device,
@@ -367,6 +381,14 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         parser.error(f"--model names must be unique, got {names}")
+    aliases = []
+    for value in args.aliases:
+        alias, sep, target = (part.strip() for part in value.partition("="))
+        if not sep or not alias or target not in names:
+            parser.error(f"--alias {value!r}: give ALIAS=NAME, where NAME is a served model ({', '.join(names)})")
+        if alias in names:
+            parser.error(f"--alias {value!r}: {alias!r} is already a served model's name")
+        aliases.append((alias, target))
     if not 0.0 < args.tenant_queue_share <= 1.0:
         parser.error(f"--tenant-queue-share must be more than 0 and at most 1, got {args.tenant_queue_share}")
     if args.tokenizer_threads is not None and args.tokenizer_threads < 1:
@@ -407,6 +429,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         batching=batching,
         tokenizer_threads=args.tokenizer_threads,
         frontends=args.frontends,
+        aliases=tuple(aliases),
         max_documents=args.max_documents,
         request_limits=RequestLimits(args.max_document_bytes, args.max_request_pairs),
         max_message_bytes=args.max_message_bytes,

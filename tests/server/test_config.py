@@ -52,3 +52,12 @@ def test_bad_environment_values_are_named(
 def test_env_name() -> None:
     assert env_name("max_batch_size") == "RERANK_MAX_BATCH_SIZE"
     assert env_name("models") == "RERANK_MODELS"
+
+
+def test_aliases_name_a_served_model_and_bad_ones_name_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_from_args(["--model", "ms=bundled", "--alias", "rerank-v3.5=ms", "--alias", "rerank-english-v3.0 = ms"])
+    assert config.aliases == (("rerank-v3.5", "ms"), ("rerank-english-v3.0", "ms"))
+    for bad in ("rerank-v3.5", "x=other", "ms=ms"):
+        with pytest.raises(SystemExit):
+            config_from_args(["--model", "ms=bundled", "--alias", bad])
+        assert "--alias" in capsys.readouterr().err

@@ -92,6 +92,10 @@ class RequestObserver(Protocol):
         ...
 
 
+def _cut(text: str, most: int = 128) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 class Engine:
     """The served models behind one admission, shared by every transport of a server.
 
@@ -184,6 +188,9 @@ class Engine:
         if self.observer is not None:
             self.observer.observe_request(method, code, seconds)
         if self.log_requests:
+            # A caller's request id and model name are cut, as in error messages: one caller's megabyte is
+            # not written into every log line.
+            request_id, model = _cut(request_id), _cut(model)
             fields = {"method": method, "code": code, "request_id": request_id, "model": model, "pairs": pairs, "ms": round(seconds * 1000.0, 2)}
             if error:
                 fields["error"] = error

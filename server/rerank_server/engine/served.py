@@ -186,8 +186,15 @@ class ModelRegistry:
 
     def __init__(self, models: Iterable[ServedModel] = ()) -> None:
         self._models: dict[str, ServedModel] = {}
+        self._aliases: dict[str, str] = {}
         for model in models:
             self.add(model)
+
+    def alias(self, alias: str, name: str) -> None:
+        """Let requests name the model ``name`` as ``alias`` too (a hosted model's name a client has built in)."""
+        if name not in self._models:
+            raise ValueError(f"--alias {alias}={name}: no model is named {name!r}")
+        self._aliases[alias] = name
 
     def add(self, model: ServedModel) -> None:
         """Serve ``model`` under its name."""
@@ -207,12 +214,15 @@ class ModelRegistry:
         return len(self._models)
 
     def get(self, name: str) -> ServedModel:
-        """The model called ``name`` (empty: the default). Raises :class:`UnknownModel`."""
+        """The model called ``name`` (empty: the default), or by an alias of it; with one model served, any
+        name reaches it (as TEI ignores the name). Raises :class:`UnknownModel`."""
         if not name:
             return self._models[self.default_name]
         try:
-            return self._models[name]
+            return self._models[self._aliases.get(name, name)]
         except KeyError:
+            if len(self._models) == 1:
+                return self._models[self.default_name]
             shown = name if len(name) <= 80 else name[:77] + "..."  # a caller's junk is not echoed whole
             raise UnknownModel(
                 f"model {shown!r} is not served here; served models: {', '.join(self._models)} (see ListModels)"

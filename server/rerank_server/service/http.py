@@ -2,7 +2,9 @@
 
 - ``POST /v1/rerank`` and ``/v2/rerank``: Cohere's rerank API (what LangChain, LlamaIndex, LiteLLM and
   Open WebUI call with a base URL); ``relevance_score`` is the sigmoid of the model's score, in (0, 1).
-- ``POST /rerank``: Hugging Face text-embeddings-inference's (TEI) rerank API.
+- ``POST /rerank``: Hugging Face text-embeddings-inference's (TEI) rerank API ({query, texts}); a body with
+  ``documents`` instead is Infinity's (Cohere's body at that path: LiteLLM's ``infinity/`` provider).
+- ``POST /v1/ranking``: NVIDIA NIM's ranking API ({query: {text}, passages: [{text}]} -> {rankings}).
 - ``GET /health``, ``GET /v1/models``, ``GET /metrics`` (Prometheus).
 
 Starlette (routing, requests, responses) served by uvicorn, on the server's own event loop: handlers
@@ -16,24 +18,26 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import socket
 import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..batching import Priority
+from ..batching import Priority, WouldMissDeadline
 from ..engine import Caller, Engine, NotServing, Options, RerankRequest, RerankResult
 from ..models import Normalization
+from ..models.windows import UnscorableInput
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
 from .settings import SecurityConfig
@@ -54,6 +58,7 @@ _HTTP_STATUS = {
     grpc.StatusCode.INTERNAL: 500,
 }
 
+T = TypeVar("T")
 Handler = Callable[[dict[str, Any], Caller], Awaitable[tuple[Any, str, int]]]
 
 
@@ -87,9 +92,10 @@ class HttpFrontDoor:
         self._task: asyncio.Task[None] | None = None
         self.app = Starlette(
             routes=[
-                Route("/v1/rerank", self._endpoint("POST /v1/rerank", self._cohere), methods=["POST"]),
-                Route("/v2/rerank", self._endpoint("POST /v2/rerank", self._cohere), methods=["POST"]),
+                Route("/v1/rerank", self._endpoint("POST /v1/rerank", self._cohere_v1), methods=["POST"]),
+                Route("/v2/rerank", self._endpoint("POST /v2/rerank", self._cohere_v2), methods=["POST"]),
                 Route("/rerank", self._endpoint("POST /rerank", self._tei), methods=["POST"]),
+                Route("/v1/ranking", self._endpoint("POST /v1/ranking", self._nim), methods=["POST"]),
                 Route("/health", self._health, methods=["GET"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/metrics", self._metrics, methods=["GET"]),
@@ -146,14 +152,17 @@ class HttpFrontDoor:
                 self._authorize(request)
                 body = await self._json(request)
                 caller = Caller(caller_name(request.headers, self.tokens, self.tenant_header), _priority(body), _timeout(request))
-                answer, model, pairs = await handle(body, caller)
-            except asyncio.CancelledError:
+                answer, model, pairs = await _unless_gone(request, handle(body, caller))
+            except (asyncio.CancelledError, ClientDisconnect, _Gone) as exc:
+                # The caller went away (mid-body, or while its work was queued: that work was dropped).
                 self.engine.answered(method, "CANCELLED", started, request_id, str(body.get("model", "")))
-                raise
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return Response(status_code=499)
             except Exception as exc:
                 code, message = to_status(exc)
                 self.engine.answered(method, code.name, started, request_id, str(body.get("model", "")), error=message)
-                return JSONResponse({"message": message, "error": {"code": code.name, "message": message}}, status_code=http_status(code))
+                return _error(method, code, message, exc)
             self.engine.answered(method, "OK", started, request_id, model, pairs)
             return JSONResponse(answer)
 
@@ -166,6 +175,11 @@ class HttpFrontDoor:
 
     async def _json(self, request: Request) -> dict[str, Any]:
         """The request's JSON object, read only if within the body limit."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"the body must be JSON sent with Content-Type: application/json, got {kind or 'no Content-Type'}"
+            )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _too_large(int(declared), self.max_body_bytes)
@@ -179,11 +193,21 @@ class HttpFrontDoor:
             body = json.loads(b"".join(chunks) or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise invalid(f"the body is not JSON ({exc}); send a JSON object with Content-Type: application/json") from None
+        except RecursionError:
+            raise invalid("the body's JSON is nested too deep; send a flat JSON object") from None
         if not isinstance(body, dict):
             raise invalid("the body must be a JSON object")
         return body
 
-    async def _cohere(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
+    async def _cohere_v1(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
+        """Cohere's v1 rerank (see :meth:`_cohere`)."""
+        return await self._cohere(body, caller, "1")
+
+    async def _cohere_v2(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
+        """Cohere's v2 rerank (see :meth:`_cohere`)."""
+        return await self._cohere(body, caller, "2")
+
+    async def _cohere(self, body: dict[str, Any], caller: Caller, version: str) -> tuple[Any, str, int]:
         """Cohere's rerank: {query, documents (strings or {text}), model, top_n, return_documents,
         max_tokens_per_doc} -> {id, results: [{index, relevance_score, document?}], meta}."""
         query = _field(body, "query", str)
@@ -200,29 +224,75 @@ class HttpFrontDoor:
             {"index": d.index, "relevance_score": d.score, **({"document": {"text": documents[d.index]}} if with_text else {})}
             for d in result.documents
         ]
-        meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
+        meta = {"api_version": {"version": version}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}, result.model, result.usage.pairs
 
     async def _tei(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
-        """TEI's rerank: {query, texts, raw_scores, return_text, truncate} -> [{index, score, text?}], best
-        first. ``truncate`` false refuses texts longer than the model reads (TEI's own rule); left out, it
-        truncates (as TEI started with --auto-truncate)."""
+        """TEI's rerank: {query, texts, raw_scores, return_text, truncate, top_n} -> [{index, score, text?}],
+        best first. Texts longer than the model reads are refused unless ``truncate`` is true (TEI's
+        default); ``top_n`` keeps the best few. A body with ``documents`` instead of ``texts`` is
+        Infinity's /rerank, which takes Cohere's body."""
+        if "texts" not in body and "documents" in body:
+            return await self._infinity(body, caller)
         query = _field(body, "query", str)
         texts = _field(body, "texts", list)
         if not all(isinstance(t, str) for t in texts):
             raise invalid("texts must be a list of strings")
         raw = bool(_optional(body, "raw_scores", bool))
-        truncate = _optional(body, "truncate", bool)
-        options = Options(normalization=Normalization.RAW if raw else Normalization.SIGMOID, error_on_truncation=truncate is False)
-        result = await self._rerank(body, query, texts, options, caller)
+        truncate = bool(_optional(body, "truncate", bool))
+        top_n = _optional(body, "top_n", int)
+        if top_n is not None and top_n < 1:
+            raise invalid(f"top_n must be at least 1, got {top_n}")
+        options = Options(top_k=top_n or 0, normalization=Normalization.RAW if raw else Normalization.SIGMOID, error_on_truncation=not truncate)
+        result = await self._rerank(body, query, texts, options, caller, truncation_field="truncate: true")
         with_text = bool(_optional(body, "return_text", bool))
         answer = [{"index": d.index, "score": d.score, **({"text": texts[d.index]} if with_text else {})} for d in result.documents]
         return answer, result.model, result.usage.pairs
 
-    async def _rerank(self, body: dict[str, Any], query: str, documents: list[str], options: Options, caller: Caller) -> RerankResult:
+    async def _infinity(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
+        """Infinity's rerank: Cohere's body -> {object, results: [{relevance_score, index, document?}],
+        model, usage, id, created}."""
+        answer, model, pairs = await self._cohere(body, caller, "2")
+        usage = answer["meta"]["tokens"]["input_tokens"]
+        return (
+            {"object": "rerank", "results": answer["results"], "model": model, "usage": {"prompt_tokens": usage, "total_tokens": usage},
+             "id": answer["id"], "created": int(time.time())},
+            model,
+            pairs,
+        )
+
+    async def _nim(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
+        """NVIDIA NIM's ranking: {model, query: {text}, passages: [{text}], truncate: NONE | END} ->
+        {rankings: [{index, logit}]}, best first; the logit is the model's raw score. ``truncate`` NONE
+        (the default) refuses passages longer than the model reads."""
+        query = body.get("query")
+        if not isinstance(query, dict) or not isinstance(query.get("text"), str):
+            raise invalid("query must be an object with a 'text' string")
+        passages = _field(body, "passages", list)
+        texts = [_document_text(p, i, "passages") for i, p in enumerate(passages)]
+        truncate = _optional(body, "truncate", str) or "NONE"
+        if truncate not in ("NONE", "END"):
+            raise invalid(f"truncate must be NONE or END, got {truncate!r}")
+        options = Options(normalization=Normalization.RAW, error_on_truncation=truncate == "NONE")
+        result = await self._rerank(body, query["text"], texts, options, caller, truncation_field='truncate: "END"')
+        return {"rankings": [{"index": d.index, "logit": d.score} for d in result.documents]}, result.model, result.usage.pairs
+
+    async def _rerank(
+        self, body: dict[str, Any], query: str, documents: list[str], options: Options, caller: Caller, truncation_field: str = ""
+    ) -> RerankResult:
+        """Rank through the engine; ``truncation_field`` is how this API says "cut long texts" (named in
+        the refusal of a text that is too long)."""
         model = str(_optional(body, "model", str) or "")
+        _valid_unicode(query, "query")
+        for index, document in enumerate(documents):
+            _valid_unicode(document, f"documents[{index}]")
         check_documents(query, documents, self.max_documents)
-        return await self.engine.rerank(RerankRequest(query, documents, options, model, caller))
+        try:
+            return await self.engine.rerank(RerankRequest(query, documents, options, model, caller))
+        except UnscorableInput as exc:
+            if truncation_field and "error_on_truncation" in str(exc):
+                raise invalid(str(exc).split(", and error_on_truncation is set")[0] + f"; shorten or split them, or send {truncation_field} to score their beginning") from None
+            raise
 
     async def _health(self, request: Request) -> Response:
         serving = self.engine.ready and not self.engine.draining
@@ -276,7 +346,9 @@ def _timeout(request: Request) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        raise invalid(f"{TIMEOUT_HEADER} {value!r} is not a number of seconds") from None
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise invalid(f"{TIMEOUT_HEADER} {value[:40]!r} is not a number of seconds")
     if seconds <= 0:
         raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{TIMEOUT_HEADER} {value} has already passed")
     return seconds
@@ -295,8 +367,84 @@ def _priority(body: dict[str, Any]) -> int:
     raise invalid(f"priority must be \"interactive\", \"bulk\" or a number of 0 or more (0 is interactive), got {value!r}")
 
 
+class BodyTooLarge(RequestError):
+    """A body over the server's limit: HTTP 413 (RESOURCE_EXHAUSTED where gRPC maps it)."""
+
+
+class UnsupportedMediaType(RequestError):
+    """A body not declared as JSON: HTTP 415."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+class _Gone(Exception):
+    """The HTTP client disconnected while its request was in progress."""
+
+
+async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, unless the client disconnects first: then ``work`` is cancelled (the batcher
+    drops its queued pairs, as for a cancelled gRPC call) and :class:`_Gone` is raised."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        gone.cancel()
+        raise
+    gone.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise _Gone()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has disconnected (the body is read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _error(method: str, code: grpc.StatusCode, message: str, exc: BaseException) -> Response:
+    """An error in the shape of the API that was called: TEI's {error, error_type}, Cohere's and the
+    others' {message}; 413 and 415 where HTTP has them, and 429 with ``Retry-After``."""
+    status = 413 if isinstance(exc, BodyTooLarge) else 415 if isinstance(exc, UnsupportedMediaType) else http_status(code)
+    headers = {}
+    if status == 429:
+        headers["Retry-After"] = str(_retry_after(exc))
+    if method == "POST /rerank":
+        body: dict[str, Any] = {"error": message, "error_type": _TEI_ERROR_TYPES.get(status, "Backend")}
+    else:
+        body = {"message": message, "error": {"code": code.name, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# TEI's ErrorType, by the status it answers with.
+_TEI_ERROR_TYPES = {400: "Validation", 413: "Validation", 415: "Validation", 422: "Validation", 429: "Overloaded", 503: "Unhealthy", 504: "Overloaded"}
+
+
+def _retry_after(exc: BaseException) -> int:
+    """Seconds to wait before retrying a refused request: the queue's own estimate of the work ahead
+    beyond what the request could wait, for a deadline refusal; 1 otherwise (a full queue moves fast)."""
+    if isinstance(exc, WouldMissDeadline):
+        return max(1, min(60, math.ceil(exc.wait_s - exc.left_s)))
+    return 1
+
+
+def _valid_unicode(text: str, where: str) -> None:
+    """Refuse text that cannot be UTF-8: JSON's escapes can carry a lone UTF-16 surrogate."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise invalid(f"{where} holds a lone UTF-16 surrogate ({text[exc.start]!r} at character {exc.start}); send valid Unicode") from None
+
+
 def _too_large(size: int, limit: int) -> RequestError:
-    return RequestError(
+    return BodyTooLarge(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         f"the body is {size} bytes, more than this server's limit of {limit} (--max-message-bytes); send fewer or shorter documents",
     )
@@ -318,10 +466,10 @@ def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def _document_text(document: Any, index: int) -> str:
-    """A Cohere document: a string, or an object whose ``text`` is the string."""
+def _document_text(document: Any, index: int, field: str = "documents") -> str:
+    """A Cohere document (or a NIM passage): a string, or an object whose ``text`` is the string."""
     if isinstance(document, str):
         return document
     if isinstance(document, dict) and isinstance(document.get("text"), str):
         return str(document["text"])
-    raise invalid(f"documents[{index}] must be a string or an object with a 'text' string")
+    raise invalid(f"{field}[{index}] must be a string or an object with a 'text' string")

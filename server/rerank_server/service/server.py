@@ -143,6 +143,8 @@ class RerankServer:
         """All models are loaded: take traffic."""
         if not len(self.registry):
             raise RuntimeError("no model to serve")
+        for alias, name in self.config.aliases:
+            self.registry.alias(alias, name)
         self.engine.ready = True
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -66,6 +66,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     models: tuple[ModelSpec, ...] = field(default_factory=lambda: (parse_model_arg(DEFAULT_MODEL),))
+    aliases: tuple[tuple[str, str], ...] = ()  # (alias, model name): other names requests may use
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "auto"

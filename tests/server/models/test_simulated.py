@@ -78,9 +78,8 @@ def test_one_queue_feeds_two_devices(tiny_cross_encoder: Path) -> None:
     import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
-    from rerank_server.bench.measure import free_port
     from rerank_server.models.device import split_devices
-    from tests.processes import ServerProcess
+    from tests.processes import ServerProcess, free_port
 
     assert split_devices("sim:20,0,sim:20,0") == ["sim:20,0", "sim:20,0"] and split_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"]
     metrics = free_port()

@@ -43,8 +43,9 @@ CASES = [
 ]
 
 
-def test_malformed_and_extreme_requests_get_a_status_and_others_are_served(cross_scorer: Any) -> None:
-    with ServerThread([cross_scorer], request_limits=LIMITS, max_message_bytes=8 << 20) as running:
+def test_malformed_and_extreme_requests_get_a_status_and_others_are_served(cross_scorer: Any, sigmoid_scorer: Any) -> None:
+    # Two models: with one, any model name reaches it.
+    with ServerThread([cross_scorer, sigmoid_scorer], request_limits=LIMITS, max_message_bytes=8 << 20) as running:
 
         async def scenario() -> list[tuple[grpc.StatusCode, str]]:
             async with grpc.aio.insecure_channel(running.target, options=[("grpc.max_send_message_length", 8 << 20)]) as channel:

@@ -57,11 +57,16 @@ def test_tei_rerank_with_httpx(served: Any) -> None:
         assert answer[0]["text"] == DOCS[answer[0]["index"]]
         raw_scores = http.post("/rerank", json={"query": QUERY, "texts": DOCS, "raw_scores": True}).json()
         assert [a["score"] for a in raw_scores] == pytest.approx([r.score for r in raw.results], abs=1e-6)
-        # truncate false refuses a text longer than the model reads, as TEI does; left out, it truncates.
+        # A text longer than the model reads is refused unless truncate is true, as TEI does by default,
+        # with TEI's error body; top_n keeps the best few.
         long = "word " * 400
-        refused = http.post("/rerank", json={"query": QUERY, "texts": [long], "truncate": False})
-        assert refused.status_code == 400 and "error_on_truncation" in refused.json()["message"]
-        assert http.post("/rerank", json={"query": QUERY, "texts": [long]}).status_code == 200
+        for body in ({"query": QUERY, "texts": [long], "truncate": False}, {"query": QUERY, "texts": [long]}):
+            refused = http.post("/rerank", json=body)
+            assert refused.status_code == 400 and refused.json()["error_type"] == "Validation"
+            assert "truncate: true" in refused.json()["error"] and "error_on_truncation" not in refused.json()["error"]
+        assert http.post("/rerank", json={"query": QUERY, "texts": [long], "truncate": True}).status_code == 200
+        top = http.post("/rerank", json={"query": QUERY, "texts": DOCS, "top_n": 2}).json()
+        assert [a["index"] for a in top] == raw.indices[:2]
 
 
 def test_models_health_metrics_and_the_bi_encoder_by_name(served: Any) -> None:
@@ -91,7 +96,8 @@ def test_bad_requests_get_a_status_and_a_json_message(served: Any, path: str, bo
     with httpx.Client(base_url=served.http_url, timeout=30) as http:
         response = http.post(path, json=body)
     assert response.status_code == status
-    assert words in response.json()["message"]
+    answer = response.json()
+    assert words in (answer["error"] if path == "/rerank" else answer["message"])  # TEI's error body, or Cohere's
 
 
 def test_limits_deadlines_and_bad_json(served: Any) -> None:
@@ -100,14 +106,91 @@ def test_limits_deadlines_and_bad_json(served: Any) -> None:
         assert not_json.status_code == 400 and "not JSON" in not_json.json()["message"]
         expired = http.post("/v1/rerank", json={"query": "q", "documents": ["d"]}, headers={"x-request-timeout": "0"})
         assert expired.status_code == 504
+        for bad in ("nan", "inf", "soon"):
+            assert http.post("/v1/rerank", json={"query": "q", "documents": ["d"]}, headers={"x-request-timeout": bad}).status_code == 400
         huge = http.post("/v1/rerank", json={"query": "q", "documents": ["d " * 3_000_000]})
-        assert huge.status_code == 429 and "--max-message-bytes" in huge.json()["message"]
+        assert huge.status_code == 413 and "--max-message-bytes" in huge.json()["message"]
+        for headers in ({"content-type": "text/plain"}, {}):
+            plain = http.post("/v1/rerank", content=b'{"query": "q", "documents": ["d"]}', headers=headers)
+            assert plain.status_code == 415 and "application/json" in plain.json()["message"]
+        deep = http.post("/v1/rerank", content=b"[" * 10_000 + b"]" * 10_000, headers={"content-type": "application/json"})
+        assert deep.status_code == 400 and "nested too deep" in deep.json()["message"]
+        surrogate = http.post("/v1/rerank", content=b'{"query": "q", "documents": ["ok", "bad \\ud800"]}', headers={"content-type": "application/json"})
+        assert surrogate.status_code == 400 and "documents[1]" in surrogate.json()["message"]
+
+
+def test_nim_infinity_and_cohere_shapes(served: Any) -> None:
+    with RerankClient(served.target) as grpc_client:
+        raw = grpc_client.rerank(QUERY, DOCS)
+    with httpx.Client(base_url=served.http_url, timeout=30) as http:
+        nim = http.post("/v1/ranking", json={"model": "tiny-ce", "query": {"text": QUERY}, "passages": [{"text": d} for d in DOCS]}).json()
+        assert [r["index"] for r in nim["rankings"]] == raw.indices
+        assert [r["logit"] for r in nim["rankings"]] == pytest.approx([r.score for r in raw.results], abs=1e-5)
+        too_long = http.post("/v1/ranking", json={"query": {"text": QUERY}, "passages": [{"text": "word " * 400}]})
+        assert too_long.status_code == 400 and 'truncate: "END"' in too_long.json()["message"]
+        assert http.post("/v1/ranking", json={"query": {"text": QUERY}, "passages": [{"text": "word " * 400}], "truncate": "END"}).status_code == 200
+        infinity = http.post("/rerank", json={"model": "tiny-ce", "query": QUERY, "documents": DOCS, "top_n": 2}).json()
+        assert [r["index"] for r in infinity["results"]] == raw.indices[:2] and infinity["model"] == "tiny-ce"
+        assert infinity["usage"]["total_tokens"] > 0
+        for version in ("1", "2"):
+            cohere = http.post(f"/v{version}/rerank", json={"query": QUERY, "documents": DOCS}).json()
+            assert cohere["meta"]["api_version"]["version"] == version
+
+
+def test_a_hosted_models_name_reaches_a_served_one(cross_scorer: Any) -> None:
+    """One model served: any name reaches it (TEI ignores the name); several: an alias does."""
+    with ServerThread([cross_scorer], http_port=0) as running, httpx.Client(base_url=running.http_url, timeout=30) as http:
+        answer = http.post("/v1/rerank", json={"model": "rerank-english-v3.0", "query": QUERY, "documents": DOCS})
+        assert answer.status_code == 200
+    from rerank_server.engine import ModelRegistry, ServedModel, TokenizerPool, UnknownModel
+
+    pool = TokenizerPool(1)
+    registry = ModelRegistry(ServedModel.create(s, BatchingConfig(), pool) for s in (cross_scorer,))
+    registry.add(ServedModel.create(_renamed(cross_scorer, "second"), BatchingConfig(), pool))
+    registry.alias("rerank-v3.5", "second")
+    assert registry.get("rerank-v3.5").info.name == "second"
+    with pytest.raises(UnknownModel):
+        registry.get("rerank-english-v3.0")
+    pool.close()
+
+
+def _renamed(scorer: Any, name: str) -> Any:
+    import copy
+    import dataclasses
+
+    other = copy.copy(scorer)
+    other.info = dataclasses.replace(scorer.info, name=name)
+    return other
+
+
+def test_a_client_that_goes_away_takes_its_queued_work_with_it(cross_scorer: Any) -> None:
+    """An HTTP caller that disconnects while its request waits in the queue: its pairs leave the queue
+    before the model sees them, as a cancelled gRPC call's do, and it is counted as cancelled."""
+    import threading
+
+    from tests.server_harness import GatedScorer, until
+
+    gated = GatedScorer(cross_scorer)
+    with ServerThread([gated], http_port=0) as running:
+        batcher = running.model().batcher
+        holder = threading.Thread(target=lambda: httpx.post(f"{running.http_url}/v1/rerank", json={"query": "q", "documents": ["holds the model"]}, timeout=60))
+        holder.start()
+        assert gated.entered.wait(30)
+        with pytest.raises(httpx.ReadTimeout):  # the caller gives up once its pairs are queued
+            with httpx.Client(base_url=running.http_url, timeout=httpx.Timeout(30, read=1.0)) as http:
+                http.post("/v1/rerank", json={"query": "q", "documents": ["gone a", "gone b"]})
+        running.run(until(lambda: batcher.queued == 0))
+        gated.gate.set()
+        holder.join(60)
+        counts = running.server.engine.counts
+    assert not any("gone" in text for text in gated.seen)
+    assert batcher.stats.dropped_cancelled == 2 and counts[("POST /v1/rerank", "CANCELLED")] == 1
 
 
 def test_a_full_queue_is_429_and_a_loading_server_503(cross_scorer: Any) -> None:
     with ServerThread([cross_scorer], BatchingConfig(max_queued_pairs=2), http_port=0) as running, httpx.Client(base_url=running.http_url, timeout=30) as http:
         full = http.post("/v1/rerank", json={"query": "q", "documents": ["a", "b", "c"]})
-        assert full.status_code == 429 and "overloaded" in full.json()["message"]
+        assert full.status_code == 429 and "overloaded" in full.json()["message"] and int(full.headers["retry-after"]) >= 1
     with ServerThread([cross_scorer], ready=False, http_port=0) as running, httpx.Client(base_url=running.http_url, timeout=30) as http:
         assert http.get("/health").status_code == 503
         assert http.post("/v1/rerank", json={"query": "q", "documents": ["a"]}).status_code == 503

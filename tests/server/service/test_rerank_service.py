@@ -128,7 +128,6 @@ def test_truncation_is_reported_or_refused(client: RerankClient, tiny_cross_enco
         ({"query": "q", "documents": []}, grpc.StatusCode.INVALID_ARGUMENT, "documents is empty"),
         ({"query": "q", "documents": ["a", "", "b"]}, grpc.StatusCode.INVALID_ARGUMENT, "index 1 are empty"),
         ({"query": "q", "documents": ["d"] * 11}, grpc.StatusCode.INVALID_ARGUMENT, "limit of 10"),
-        ({"query": "q", "documents": ["a"], "model": "nope"}, grpc.StatusCode.NOT_FOUND, "'nope' is not served"),
     ],
 )
 def test_bad_rerank_requests(kwargs: dict[str, Any], code: grpc.StatusCode, message: str, cross_scorer: Any) -> None:
@@ -138,6 +137,15 @@ def test_bad_rerank_requests(kwargs: dict[str, Any], code: grpc.StatusCode, mess
         assert info.value.code is code
         assert message in info.value.details
         assert c.rerank("q", ["still serving"]).results  # the server goes on
+
+
+def test_an_unknown_model_name_is_not_found_among_several_and_reaches_a_lone_one(client: RerankClient, cross_scorer: Any) -> None:
+    with pytest.raises(RerankError) as info:
+        client.rerank("q", ["a"], model="nope")
+    assert info.value.code is grpc.StatusCode.NOT_FOUND and "'nope' is not served" in info.value.details
+    with ServerThread([cross_scorer]) as running, RerankClient(running.target) as alone:
+        answer = alone.rerank("q", ["a"], model="rerank-english-v3.0")  # a hosted model's name, built into a client
+    assert answer.model == cross_scorer.info.name  # the answer names the model that scored
 
 
 def test_bad_messages_on_the_wire(server: ServerThread, client: RerankClient) -> None:
