@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth-token-file",
         help="file of accepted bearer tokens, one per line (several allow rotation); calls without 'authorization: Bearer TOKEN' fail with UNAUTHENTICATED; health checks stay open",
     )
+    sec.add_argument(
+        "--public-metrics",
+        action="store_true",
+        help="with --auth-token-file, serve GET /metrics on the HTTP port without a token too (it names callers and tokens, so "
+        "by default it takes one; --metrics-port is a port of its own, for a network only Prometheus reaches)",
+    )
 
     models = parser.add_argument_group("models")
     models.add_argument(
@@ -440,7 +446,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_requests=args.log_requests,
         # 0 means "none" for these, as in RERANK_MAX_REQUEST_TIME=0.
         admission=AdmissionConfig(args.default_deadline, args.max_request_time or None, args.max_concurrent_rpcs or None, args.max_named_callers),
-        security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file),
+        security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file, args.public_metrics),
         connections=ConnectionConfig(
             args.keepalive_time, args.keepalive_timeout, args.max_connection_age or None, args.max_connection_age_grace, args.max_streams_per_connection
         ),

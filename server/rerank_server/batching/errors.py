@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class BatchingError(Exception):
-    """Base class of the batcher's own failures (not the model's)."""
+    """Base class of the batcher's own failures (not the model's).
+
+    Messages are stable (the same refusal reads the same whatever the queue held), so that load testers
+    and log tools group them; the live numbers are in :attr:`details`.
+    """
+
+    @property
+    def details(self) -> dict[str, object]:
+        """The numbers behind the refusal, for an API's error body."""
+        return {}
 
 
 class QueueFull(BatchingError):
@@ -15,11 +24,13 @@ class QueueFull(BatchingError):
         self.free = free
         self.capacity = capacity
         self.tenant = tenant
-        whose = f"caller {tenant!r}'s share of its queue (--tenant-queue-share)" if tenant else "its queue (--max-queued-pairs)"
-        super().__init__(
-            f"the server is overloaded: {requested} pairs do not fit in {whose}, {max(free, 0)} of {capacity} places free; "
-            "retry with backoff or send fewer documents per request"
-        )
+        whose = f"caller {tenant!r}'s share of its queue (--tenant-queue-share)" if tenant else f"its queue (--max-queued-pairs {capacity})"
+        super().__init__(f"the server is overloaded: this request's pairs do not fit in {whose}; retry with backoff or send fewer documents per request")
+
+    @property
+    def details(self) -> dict[str, object]:
+        """Pairs asked for, places free and the queue's capacity."""
+        return {"requested_pairs": self.requested, "free_places": max(self.free, 0), "capacity": self.capacity}
 
 
 class DeadlineExceeded(BatchingError):
@@ -43,13 +54,17 @@ class WouldMissDeadline(DeadlineExceeded):
         self.default_deadline = default_deadline
         if default_deadline:
             message = (
-                f"the server is overloaded: its queue holds about {wait_s:.0f} s of work with this request, more than the "
-                f"{max(left_s, 0.0):.0f} s a request may wait (--default-deadline); retry with backoff or on another replica"
+                "the server is overloaded: the work queued ahead of this request and its own would take longer than a request "
+                "may wait (--default-deadline); retry with backoff or on another replica"
             )
         else:
             message = (
-                f"refused at once: the work queued ahead of this request and its own take about {wait_s * 1000:.0f} ms at "
-                f"the model's speed, and its deadline is {max(left_s, 0.0) * 1000:.0f} ms away; retry later, with a longer "
-                "deadline, or at a higher priority"
+                "refused at once: the work queued ahead of this request and its own would take longer, at the model's speed, "
+                "than its deadline allows; retry later, with a longer deadline, or at a higher priority"
             )
         super().__init__(message)
+
+    @property
+    def details(self) -> dict[str, object]:
+        """Seconds of work ahead (with this request's own) and seconds to its deadline."""
+        return {"work_seconds": round(self.wait_s, 3), "deadline_seconds": round(max(self.left_s, 0.0), 3)}

@@ -34,7 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..batching import Priority, WouldMissDeadline
+from ..batching import BatchingError, Priority, WouldMissDeadline
 from ..engine import Caller, Engine, NotServing, Options, RerankRequest, RerankResult
 from ..models import Normalization
 from ..models.windows import UnscorableInput
@@ -324,6 +324,11 @@ class HttpFrontDoor:
 
     async def _metrics(self, request: Request) -> Response:
         try:
+            if not self.security.public_metrics:
+                self._authorize(request)  # the metrics name callers and tokens
+        except RequestError as exc:
+            return JSONResponse({"message": exc.message}, status_code=401)
+        try:
             text = await self.metrics_text()
         except NotServing as exc:
             return JSONResponse({"message": str(exc)}, status_code=503)
@@ -415,10 +420,13 @@ def _error(method: str, code: grpc.StatusCode, message: str, exc: BaseException)
     headers = {}
     if status == 429:
         headers["Retry-After"] = str(_retry_after(exc))
+    details = exc.details if isinstance(exc, BatchingError) else {}
     if method == "POST /rerank":
         body: dict[str, Any] = {"error": message, "error_type": _TEI_ERROR_TYPES.get(status, "Backend")}
     else:
         body = {"message": message, "error": {"code": code.name, "message": message}}
+    if details:
+        body["details"] = details
     return JSONResponse(body, status_code=status, headers=headers)
 
 

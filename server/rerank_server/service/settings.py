@@ -18,6 +18,7 @@ class SecurityConfig:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     auth_token_file: str | None = None
+    public_metrics: bool = False  # GET /metrics on the HTTP port without a token (it names callers and tokens)
 
 
 @dataclass(frozen=True)

@@ -223,9 +223,10 @@ async def test_full_queue_refuses_the_whole_submission_at_once() -> None:
     await wait_until(model.entered.is_set)
     waiting = asyncio.create_task(batcher.submit(["w1", "w2", "w3"], [1, 1, 1]))
     await wait_until(lambda: batcher.queued == 3)
-    with pytest.raises(QueueFull, match="1 of 4 places free"):
+    with pytest.raises(QueueFull, match="do not fit") as refused:
         await batcher.submit(["x", "y"], [1, 1])
     assert batcher.queued == 3  # nothing of the refused submission was queued
+    assert refused.value.details == {"requested_pairs": 2, "free_places": 1, "capacity": 4}  # the numbers, out of the message
     model.gate.set()
     await asyncio.gather(running, waiting)
     assert batcher.stats.rejected_submissions == 1
@@ -389,14 +390,16 @@ async def test_a_failing_fetch_is_isolated_like_a_failing_forward() -> None:
 async def test_reserved_room_counts_as_taken_until_released() -> None:
     batcher = make(RecordingModel(), max_queued=3)
     held = batcher.reserve(2)
-    with pytest.raises(QueueFull, match="2 pairs do not fit"):
+    with pytest.raises(QueueFull, match="do not fit") as refused:
         batcher.reserve(2)  # two requests admitted at once cannot overfill the queue
+    assert refused.value.details["free_places"] == 1
     held.release()
     held.release()  # once only
     with batcher.reserve(3):
         pass
-    with pytest.raises(QueueFull, match="4 pairs do not fit"):
+    with pytest.raises(QueueFull, match="do not fit") as too_many:
         batcher.reserve(4)
+    assert too_many.value.details["requested_pairs"] == 4
     assert (await batcher.submit([1, 2, 3], [1, 1, 1], reservation=batcher.reserve(3))).results == [2, 4, 6]
     with batcher.reserve(3):  # the reservation became the items, and they are done: all room is free
         assert batcher.queued == 0

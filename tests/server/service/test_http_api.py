@@ -191,6 +191,7 @@ def test_a_full_queue_is_429_and_a_loading_server_503(cross_scorer: Any) -> None
     with ServerThread([cross_scorer], BatchingConfig(max_queued_pairs=2), http_port=0) as running, httpx.Client(base_url=running.http_url, timeout=30) as http:
         full = http.post("/v1/rerank", json={"query": "q", "documents": ["a", "b", "c"]})
         assert full.status_code == 429 and "overloaded" in full.json()["message"] and int(full.headers["retry-after"]) >= 1
+        assert full.json()["details"] == {"requested_pairs": 3, "free_places": 2, "capacity": 2}  # a stable message, the numbers here
     with ServerThread([cross_scorer], ready=False, http_port=0) as running, httpx.Client(base_url=running.http_url, timeout=30) as http:
         assert http.get("/health").status_code == 503
         assert http.post("/v1/rerank", json={"query": "q", "documents": ["a"]}).status_code == 503
@@ -212,3 +213,6 @@ def test_bearer_tokens_and_tls_as_for_grpc(cross_scorer: Any, tmp_path: Path) ->
             ok = http.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}, headers={"authorization": "Bearer sesame"})
             assert ok.status_code == 200 and len(ok.json()["results"]) == 3
             assert http.get("/health").status_code == 200  # probes need no token
+            # The metrics name callers and tokens: they take a token too.
+            assert http.get("/metrics").status_code == 401
+            assert "rerank_requests_total" in http.get("/metrics", headers={"authorization": "Bearer sesame"}).text
