@@ -19,6 +19,7 @@ try:
     from .models.exported import import_runtime_early
     from .engine.pool import default_frontends
     from .processes.supervisor import Supervisor
+    from .service.http_connections import raise_descriptor_limit
     from .service.server import RerankServer
     from .service.settings import ServerConfig
     from .startup import describe, loaded_models
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # of that only oversubscribes the cores (and warns after a fork).
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = config_from_args(argv)
+    raise_descriptor_limit()
     frontends = config.frontends or default_frontends(device_kind(config.device, config.backend))
     try:
         if frontends > 1:

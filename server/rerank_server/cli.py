@@ -148,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=conn.max_streams_per_connection,
         help="calls one client connection may have open at once (HTTP/2 streams) (default %(default)s)",
     )
+    net.add_argument(
+        "--http-header-timeout",
+        type=float,
+        default=conn.http_header_timeout_s,
+        help="seconds an HTTP connection has to send a whole request's headers after it opens or after its last answer; "
+        "silent and slowloris connections are closed then (default %(default)s)",
+    )
+    net.add_argument(
+        "--http-max-connections",
+        type=int,
+        default=0,
+        help="HTTP connections held at once; more are closed as they arrive, so HTTP clients cannot use up the file "
+        "descriptors the gRPC port needs (default: half the process's file-descriptor limit, which start-up raises to the hard limit)",
+    )
 
     sec = parser.add_argument_group("security")
     sec.add_argument("--tls-cert", help="PEM certificate chain: serve TLS instead of plaintext (with --tls-key)")
@@ -408,12 +422,15 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         ("--max-document-bytes", args.max_document_bytes),
         ("--max-request-pairs", args.max_request_pairs),
         ("--max-streams-per-connection", args.max_streams_per_connection),
+        ("--http-max-connections", args.http_max_connections or 1),
         ("--stream-window", args.stream_window),
         ("--max-named-callers", args.max_named_callers),
     )
     for flag, value in limits:
         if value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
+    if args.http_header_timeout <= 0:
+        parser.error(f"--http-header-timeout must be more than 0 seconds, got {args.http_header_timeout}")
     if args.default_deadline <= 0:
         parser.error(f"--default-deadline must be more than 0 seconds, got {args.default_deadline}")
     if not 0 <= args.port <= 65535:
@@ -448,7 +465,13 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
         admission=AdmissionConfig(args.default_deadline, args.max_request_time or None, args.max_concurrent_rpcs or None, args.max_named_callers),
         security=SecurityConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file, args.public_metrics),
         connections=ConnectionConfig(
-            args.keepalive_time, args.keepalive_timeout, args.max_connection_age or None, args.max_connection_age_grace, args.max_streams_per_connection
+            args.keepalive_time,
+            args.keepalive_timeout,
+            args.max_connection_age or None,
+            args.max_connection_age_grace,
+            args.max_streams_per_connection,
+            args.http_header_timeout,
+            args.http_max_connections or None,
         ),
         settle_s=args.settle,
         stream_window=args.stream_window,

@@ -40,7 +40,8 @@ from ..models import Normalization
 from ..models.windows import UnscorableInput
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
-from .settings import SecurityConfig
+from .http_connections import uvicorn_options
+from .settings import ConnectionConfig, SecurityConfig
 from .validation import check_documents
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,10 @@ class HttpFrontDoor:
         security: SecurityConfig,
         tokens: BearerTokens | None = None,
         tenant_header: str = "x-rerank-tenant",
+        connections: ConnectionConfig = ConnectionConfig(),
     ) -> None:
         self.engine = engine
+        self.connections = connections
         self.metrics_text = metrics_text  # the Prometheus text: this process's, or the engine process's
         self.tokens = tokens
         self.tenant_header = tenant_header
@@ -123,7 +126,8 @@ class HttpFrontDoor:
             tls = {"ssl_certfile": self.security.tls_cert, "ssl_keyfile": self.security.tls_key}
             if self.security.tls_client_ca:
                 tls |= {"ssl_ca_certs": self.security.tls_client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5, **tls)
+        limits = uvicorn_options(self.connections.http_header_timeout_s, self.connections.http_max_connections)
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5, **tls, **limits)
         self._server = _QuietSignals(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]), name="http")
         while not self._server.started:  # a start-up flag uvicorn sets; startup takes milliseconds

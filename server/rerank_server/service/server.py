@@ -78,7 +78,14 @@ class RerankServer:
         self._forwarded: ForwardedObservations | None = None
         if config.http_port is not None:
             self.http = HttpFrontDoor(
-                self.engine, self._metrics_text, config.max_documents, config.max_message_bytes, config.security, tokens, config.tenant_header
+                self.engine,
+                self._metrics_text,
+                config.max_documents,
+                config.max_message_bytes,
+                config.security,
+                tokens,
+                config.tenant_header,
+                config.connections,
             )
 
     async def _metrics_text(self) -> bytes:

@@ -34,6 +34,12 @@ class ConnectionConfig:
     max_connection_age_s: float | None = None
     max_connection_age_grace_s: float = 30.0
     max_streams_per_connection: int = 1024
+    # HTTP/1.1 (the HTTP API): a connection that has not sent a whole request's headers this long after it
+    # opened (or after its last answer) is closed, so silent and slowloris connections do not pile up;
+    # connections past the cap are closed at once (None: half the process's file-descriptor limit),
+    # so that HTTP clients cannot take the descriptors the gRPC port needs.
+    http_header_timeout_s: float = 10.0
+    http_max_connections: int | None = None
 
     def grpc_options(self) -> list[tuple[str, int]]:
         """As gRPC channel arguments."""

@@ -216,3 +216,63 @@ def test_bearer_tokens_and_tls_as_for_grpc(cross_scorer: Any, tmp_path: Path) ->
             # The metrics name callers and tokens: they take a token too.
             assert http.get("/metrics").status_code == 401
             assert "rerank_requests_total" in http.get("/metrics", headers={"authorization": "Bearer sesame"}).text
+
+
+def _closed(sock: Any) -> bool:
+    """Whether the server has closed ``sock`` (without waiting)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_connections_past_the_cap_are_closed_at_once_and_grpc_serves(cross_scorer: Any) -> None:
+    import socket
+
+    from rerank_server.service.settings import ConnectionConfig
+    from tests.server_harness import until
+
+    limits = ConnectionConfig(http_header_timeout_s=3600.0, http_max_connections=8)
+    with ServerThread([cross_scorer], http_port=0, connections=limits) as running:
+        port = int(running.http_url.rsplit(":", 1)[1])
+        opened = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(12)]
+        try:
+            running.run(until(lambda: sum(_closed(s) for s in opened) >= 4))  # polls for the four past the cap
+            assert sum(_closed(s) for s in opened) == 4  # and only those: the eight within it stay open
+            with RerankClient(running.target) as grpc_client:
+                assert grpc_client.rerank(QUERY, DOCS).results
+        finally:
+            for sock in opened:
+                sock.close()
+
+
+def test_silent_and_slowloris_connections_are_closed_after_the_header_timeout(cross_scorer: Any) -> None:
+    """Connections that never send a whole request (port scanners, slowloris, hung clients) are closed
+    after the header timeout instead of being held forever; a real client is served meanwhile."""
+    import socket
+
+    from rerank_server.service.settings import ConnectionConfig
+    from tests.server_harness import until
+
+    with ServerThread([cross_scorer], http_port=0, connections=ConnectionConfig(http_header_timeout_s=0.5)) as running:
+        port = int(running.http_url.rsplit(":", 1)[1])
+        silent = socket.create_connection(("127.0.0.1", port), timeout=30)
+        slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+        slow.sendall(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        try:
+            with httpx.Client(base_url=running.http_url, timeout=30) as http:
+                assert http.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).status_code == 200
+            states = {"silent": False, "slow": False}
+
+            def both_closed() -> bool:
+                states["silent"] = states["silent"] or _closed(silent)
+                states["slow"] = states["slow"] or _closed(slow)
+                return all(states.values())
+
+            running.run(until(both_closed))
+        finally:
+            silent.close()
+            slow.close()
