@@ -35,6 +35,9 @@ DEFAULT_PORT = 50051  # rerank-server's
 
 def with_port(target: str) -> str:
     """``target`` with rerank-server's default port where it names none (gRPC would assume 443)."""
+    if target.startswith(("http://", "https://")):
+        bare = target.split("://", 1)[1].rstrip("/")
+        raise ValueError(f"target {target!r}: gRPC takes HOST:PORT without a scheme: {bare} (for TLS add --tls, not https://)")
     if target.startswith(("dns:", "ipv4:", "ipv6:", "unix:")) or "://" in target:
         return target
     if target.startswith("["):  # [IPv6] or [IPv6]:port

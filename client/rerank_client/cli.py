@@ -181,8 +181,11 @@ def _run_models(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         default = " (default)" if m.is_default else ""
         out.write(
             f"{m.name}{default}: {m.kind} from {m.source}, max {m.max_seq_length} tokens, {m.device}/{m.dtype}/{m.backend}; "
-            f"batches of <= {b.max_batch_size} pairs / {b.max_batch_tokens} tokens / {b.max_wait_ms:g} ms, "
-            f"queue {b.max_queued_pairs}\n"
+            f"batches of <= {b.max_batch_size} pairs / {b.max_batch_tokens} tokens / {b.max_wait_ms:g} ms; "
+            f"admits what can finish by its deadline (default {b.default_deadline_s:g} s"
+            + (f", at most {b.max_request_time_s:g} s" if b.max_request_time_s else "")
+            + (f"; running at {b.tokens_per_second:,.0f} tokens/s" if b.tokens_per_second else "")
+            + f"), queue bound {b.max_queued_pairs} pairs\n"
         )
     out.write(f"max documents per request: {listing.max_documents}\n")
     return 0
@@ -205,6 +208,12 @@ _SUBCOMMANDS = {"rank", "models", "health", "loadtest", "compare"}
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:
     """Entry point of the ``rerank`` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
+        # Options before the command (rerank --target H models) or before the query (rerank --model M "q" docs).
+        command = next((a for a in args_list if a in _SUBCOMMANDS), None)
+        if command is not None:
+            args_list.remove(command)
+        args_list.insert(0, command or "rank")
     if args_list and args_list[0] not in _SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version"):
         word = args_list[0]
         close = difflib.get_close_matches(word, sorted(_SUBCOMMANDS), n=1, cutoff=0.7)

@@ -148,7 +148,13 @@ def model_list(msg: pb.ListModelsResponse) -> ModelList:
                 device=m.device,
                 dtype=m.dtype,
                 batching=BatchingLimits(
-                    m.batching.max_batch_size, m.batching.max_batch_tokens, m.batching.max_wait_ms, m.batching.max_queued_pairs
+                    m.batching.max_batch_size,
+                    m.batching.max_batch_tokens,
+                    m.batching.max_wait_ms,
+                    m.batching.max_queued_pairs,
+                    m.batching.default_deadline_s,
+                    m.batching.max_request_time_s,
+                    m.batching.tokens_per_second,
                 ),
                 is_default=m.is_default,
                 backend=m.backend or "torch",

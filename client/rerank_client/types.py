@@ -74,6 +74,9 @@ class BatchingLimits:
     max_batch_tokens: int
     max_wait_ms: float
     max_queued_pairs: int
+    default_deadline_s: float = 0.0  # the deadline of a request that sets none (0: an older server)
+    max_request_time_s: float = 0.0  # the longest a request may take (0: no cap)
+    tokens_per_second: float = 0.0  # the model's running speed (0: not known)
 
 
 @dataclass(frozen=True)

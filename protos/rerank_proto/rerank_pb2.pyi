@@ -517,6 +517,9 @@ class BatchingLimits(_message.Message):
     MAX_BATCH_TOKENS_FIELD_NUMBER: _builtins.int
     MAX_WAIT_MS_FIELD_NUMBER: _builtins.int
     MAX_QUEUED_PAIRS_FIELD_NUMBER: _builtins.int
+    DEFAULT_DEADLINE_S_FIELD_NUMBER: _builtins.int
+    MAX_REQUEST_TIME_S_FIELD_NUMBER: _builtins.int
+    TOKENS_PER_SECOND_FIELD_NUMBER: _builtins.int
     max_batch_size: _builtins.int
     """A batch closes at this many pairs..."""
     max_batch_tokens: _builtins.int
@@ -525,7 +528,17 @@ class BatchingLimits(_message.Message):
     """...or this long after its first pair arrived, whichever comes first."""
     max_queued_pairs: _builtins.int
     """Pairs that may wait for the model; a request that does not fit fails with
-    RESOURCE_EXHAUSTED.
+    RESOURCE_EXHAUSTED. This bounds memory; how long work may wait is admission's:
+    """
+    default_deadline_s: _builtins.float
+    """A request is admitted only if the work queued ahead of it and its own can finish by its
+    deadline at the model's running speed. A caller that sets no deadline gets this one (seconds):
+    """
+    max_request_time_s: _builtins.float
+    """The longest any request may take, whatever deadline its caller set (0: no cap)."""
+    tokens_per_second: _builtins.float
+    """The model's running speed in tokens a second, from the batches it ran (0: not known here, as in
+    a front-end process of a server run with --frontends).
     """
     def __init__(
         self,
@@ -534,10 +547,13 @@ class BatchingLimits(_message.Message):
         max_batch_tokens: _builtins.int = ...,
         max_wait_ms: _builtins.float = ...,
         max_queued_pairs: _builtins.int = ...,
+        default_deadline_s: _builtins.float = ...,
+        max_request_time_s: _builtins.float = ...,
+        tokens_per_second: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_size", b"max_batch_size", "max_batch_tokens", b"max_batch_tokens", "max_queued_pairs", b"max_queued_pairs", "max_wait_ms", b"max_wait_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_deadline_s", b"default_deadline_s", "max_batch_size", b"max_batch_size", "max_batch_tokens", b"max_batch_tokens", "max_queued_pairs", b"max_queued_pairs", "max_request_time_s", b"max_request_time_s", "max_wait_ms", b"max_wait_ms", "tokens_per_second", b"tokens_per_second"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

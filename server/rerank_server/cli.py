@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .batching import FairShare
 from .engine.settings import STRATEGIES, AdmissionConfig, BatchingConfig, RequestLimits
@@ -53,11 +55,27 @@ def installed_version() -> str:
         return "unknown (not installed)"
 
 
+class _BriefParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with the flag meant where one was mistyped (the
+    full usage of this many flags is 40 lines that bury the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` (and a did-you-mean for unknown flags) and exit 2."""
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            flags = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            unknown = [word.split("=")[0] for word in message.split(":", 1)[1].split() if word.startswith("-")]
+            close = [m for word in unknown for m in difflib.get_close_matches(word, flags, n=1, cutoff=0.6)]
+            if close:
+                hint = f"; did you mean {' or '.join(close)}?"
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``rerank-server`` command line. Every flag also reads RERANK_<FLAG> from the environment."""
     d = ServerConfig()
     b, a, conn = d.batching, d.admission, d.connections
-    parser = argparse.ArgumentParser(
+    parser = _BriefParser(
         prog="rerank-server",
         description=(
             "Serve cross-encoder reranking over gRPC (service rerank.v1.Reranker, plus grpc.health.v1 and "

@@ -57,3 +57,37 @@ def test_plot_without_matplotlib_fails_before_the_run(monkeypatch: pytest.Monkey
     with pytest.raises(SystemExit, match=r"--plot needs matplotlib: pip install '\.\[plot\]'"):
         main(["loadtest", "--target", "127.0.0.1:1", "--requests", "1", "--plot", "out.png"])
 
+
+
+def test_options_may_come_before_the_query_or_the_command(cross_scorer: Any) -> None:
+    import io
+
+    ranked, models = io.StringIO(), io.StringIO()
+    with ServerThread([cross_scorer]) as running:
+        assert main(["--target", running.target, "--model", "tiny-ce", "where is the cat", "a cat", "stocks"], out=ranked) == 0
+        assert "a cat" in ranked.getvalue()
+        assert main(["--target", running.target, "models"], out=models) == 0
+        listing = models.getvalue()
+    # The models listing says how requests are admitted, not only a pair count.
+    assert "tiny-ce" in listing and "by its deadline (default 300 s" in listing
+
+
+def test_a_url_for_a_target_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rank", "--target", "http://localhost:50051", "q", "d"]) == 2
+    err = capsys.readouterr().err
+    assert "without a scheme: localhost:50051" in err and "Traceback" not in err
+
+
+def test_server_start_up_errors_are_one_line_naming_the_fix() -> None:
+    import socket
+
+    mistyped = run_cli("rerank-server", "--modle", "bundled")
+    assert mistyped.returncode == 2 and "did you mean --model?" in mistyped.stderr
+    assert len(mistyped.stderr.strip().splitlines()) == 1, mistyped.stderr  # not 40 lines of usage
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = run_cli("rerank-server", "--model", "bundled", "--port", str(port))
+    assert busy.returncode == 2 and "pick another --port" in busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1, busy.stderr  # no gRPC core line, no traceback

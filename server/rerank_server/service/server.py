@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Sequence
 
 import grpc
@@ -101,6 +102,8 @@ class RerankServer:
     def _bind(self, config: ServerConfig) -> int:
         address = config.address
         problem = f"cannot listen on {address}: the port is in use or the host is not an address of this machine"
+        if config.port and not self.shared:
+            _check_free(config.host, config.port, f"{problem}; pick another --port or --host")  # before gRPC logs its own line
         try:
             if config.security.tls_cert:
                 port = self._server.add_secure_port(address, _credentials(config.security))
@@ -183,6 +186,17 @@ class RerankServer:
         self.tokenizers.close()
         if self._forwarded is not None:
             self._forwarded.flush()
+
+
+def _check_free(host: str, port: int, problem: str) -> None:
+    """Raise OSError(``problem``) if ``host:port`` cannot be bound (gRPC would first log a core error line)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: a port in TIME_WAIT is free
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError:
+            raise OSError(problem) from None
 
 
 def _credentials(security: SecurityConfig) -> grpc.ServerCredentials:

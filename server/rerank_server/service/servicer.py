@@ -15,6 +15,7 @@ from rerank_proto import rerank_pb2 as pb
 from rerank_proto import rerank_pb2_grpc as pb_grpc
 
 from ..engine import Caller, Engine, Options, RerankRequest, ScoreRequest, ServedModel, Timing, Usage
+from ..engine.settings import AdmissionConfig
 from ..models import ModelKind
 from .auth import BearerTokens, caller_name
 from .errors import invalid, to_status
@@ -156,7 +157,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         registry = self.engine.registry
         default = registry.default_name
         return pb.ListModelsResponse(
-            models=[self._model_info(m, m.info.name == default) for m in registry],
+            models=[self._model_info(m, m.info.name == default, self.engine.admission) for m in registry],
             default_model=default,
             max_documents=self.max_documents,
         )
@@ -202,7 +203,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
         )
 
     @staticmethod
-    def _model_info(model: ServedModel, is_default: bool) -> pb.ModelInfo:
+    def _model_info(model: ServedModel, is_default: bool, admission: AdmissionConfig) -> pb.ModelInfo:
         info, limits = model.info, model.limits
         return pb.ModelInfo(
             name=info.name,
@@ -217,6 +218,9 @@ class RerankerServicer(pb_grpc.RerankerServicer):
                 max_batch_tokens=limits.max_batch_tokens,
                 max_wait_ms=limits.max_wait_ms,
                 max_queued_pairs=limits.max_queued_pairs,
+                default_deadline_s=admission.default_deadline_s,
+                max_request_time_s=admission.max_request_time_s or 0.0,
+                tokens_per_second=model.batcher.speed.tokens_per_s or 0.0,
             ),
             is_default=is_default,
         )
