@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from ..batching import BatchingError, Priority, WouldMissDeadline
 from ..engine import Caller, Engine, NotServing, Options, RerankRequest, RerankResult
-from ..models import Normalization
+from ..models import ModelKind, Normalization
 from ..models.windows import UnscorableInput
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
@@ -100,6 +100,7 @@ class HttpFrontDoor:
                 Route("/rerank", self._endpoint("POST /rerank", self._tei), methods=["POST"]),
                 Route("/v1/ranking", self._endpoint("POST /v1/ranking", self._nim), methods=["POST"]),
                 Route("/health", self._health, methods=["GET"]),
+                Route("/info", self._info, methods=["GET"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/metrics", self._metrics, methods=["GET"]),
             ]
@@ -170,7 +171,15 @@ class HttpFrontDoor:
             self.engine.answered(method, "OK", started, request_id, model, pairs)
             return JSONResponse(answer)
 
-        return endpoint
+        async def closing_when_draining(request: Request) -> Response:
+            response = await endpoint(request)
+            if self.engine.draining:
+                # Tell keep-alive clients not to send their next request on this connection, which closes
+                # at shutdown: a request sent on it as it closes ends ConnectionResetError, not UNAVAILABLE.
+                response.headers["connection"] = "close"
+            return response
+
+        return closing_when_draining
 
     def _authorize(self, request: Request) -> None:
         tokens = self.tokens
@@ -215,7 +224,10 @@ class HttpFrontDoor:
         """Cohere's rerank: {query, documents (strings or {text}), model, top_n, return_documents,
         max_tokens_per_doc} -> {id, results: [{index, relevance_score, document?}], meta}."""
         query = _field(body, "query", str)
-        documents = [_document_text(d, i) for i, d in enumerate(_field(body, "documents", list))]
+        rank_fields = _optional(body, "rank_fields", list)
+        if rank_fields is not None and not (rank_fields and all(isinstance(f, str) for f in rank_fields)):
+            raise invalid("rank_fields must be a non-empty list of field names")
+        documents = [_cohere_document(d, i, rank_fields) for i, d in enumerate(_field(body, "documents", list))]
         top_n = _optional(body, "top_n", int)
         max_tokens = _optional(body, "max_tokens_per_doc", int)
         for name, value in (("top_n", top_n), ("max_tokens_per_doc", max_tokens)):
@@ -224,8 +236,9 @@ class HttpFrontDoor:
         options = Options(top_k=top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=max_tokens)
         result = await self._rerank(body, query, documents, options, caller)
         with_text = bool(_optional(body, "return_documents", bool))
+        sent = body["documents"]
         results = [
-            {"index": d.index, "relevance_score": d.score, **({"document": {"text": documents[d.index]}} if with_text else {})}
+            {"index": d.index, "relevance_score": d.score, **({"document": _returned(sent[d.index], documents[d.index])} if with_text else {})}
             for d in result.documents
         ]
         meta = {"api_version": {"version": version}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
@@ -300,7 +313,28 @@ class HttpFrontDoor:
 
     async def _health(self, request: Request) -> Response:
         serving = self.engine.ready and not self.engine.draining
-        return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
+        headers = {} if not self.engine.draining else {"connection": "close"}
+        return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503, headers=headers)
+
+    async def _info(self, request: Request) -> Response:
+        """TEI's /info: the default model's id, dtype, kind and limits, and this server's version."""
+        if not self.engine.ready:
+            return JSONResponse({"error": "models are still loading; retry shortly", "error_type": "Unhealthy"}, status_code=503)
+        model = self.engine.registry.get("")
+        info = model.info
+        kind = {"classifier": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}} if info.kind is ModelKind.CROSS_ENCODER else {"embedding": {"pooling": "mean"}}
+        return JSONResponse(
+            {
+                "model_id": info.source,
+                "model_dtype": info.dtype,
+                "model_type": kind,
+                "max_input_length": info.max_seq_length,
+                "max_client_batch_size": self.max_documents,
+                "max_batch_tokens": model.limits.max_batch_tokens,
+                "version": _version(),
+                "served_model_name": info.name,
+            }
+        )
 
     async def _models(self, request: Request) -> Response:
         try:
@@ -346,6 +380,15 @@ class _QuietSignals(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rerank-grpc")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _timeout(request: Request) -> float | None:
@@ -476,6 +519,29 @@ def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
     if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
         raise invalid(f"{name} must be {'true or false' if kind is bool else 'a number' if kind is int else 'a string'}")
     return value
+
+
+def _cohere_document(document: Any, index: int, rank_fields: list[str] | None) -> str:
+    """A Cohere document as the text the model reads: a string as it is; an object by its
+    ``rank_fields`` (default: ``text``), each as a "field: value" line in that order, as Cohere reads them."""
+    if isinstance(document, str) or (rank_fields is None and isinstance(document, dict) and isinstance(document.get("text"), str)):
+        return _document_text(document, index)
+    if not isinstance(document, dict):
+        raise invalid(f"documents[{index}] must be a string or an object")
+    fields = rank_fields or ["text"]
+    lines = [f"{name}: {_field_text(document[name])}" for name in fields if name in document]
+    if not lines:
+        raise invalid(f"documents[{index}] has none of the fields {fields} to rank on; name them with rank_fields")
+    return "\n".join(lines)
+
+
+def _field_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _returned(sent: Any, text: str) -> dict[str, Any]:
+    """A result's ``document`` as Cohere returns it: the object sent, or {"text"} for a string."""
+    return sent if isinstance(sent, dict) else {"text": text}
 
 
 def _document_text(document: Any, index: int, field: str = "documents") -> str:

@@ -135,6 +135,14 @@ def test_nim_infinity_and_cohere_shapes(served: Any) -> None:
         for version in ("1", "2"):
             cohere = http.post(f"/v{version}/rerank", json={"query": QUERY, "documents": DOCS}).json()
             assert cohere["meta"]["api_version"]["version"] == version
+        # Structured documents ranked on the fields named, returned as sent.
+        structured = [{"title": "Markets", "body": DOCS[0]}, {"title": "Plants", "body": DOCS[1]}]
+        fields = http.post("/v1/rerank", json={"query": QUERY, "documents": structured, "rank_fields": ["title", "body"], "return_documents": True}).json()
+        assert fields["results"][0]["index"] == 1 and fields["results"][0]["document"] == structured[1]
+        unnamed = http.post("/v1/rerank", json={"query": QUERY, "documents": structured})
+        assert unnamed.status_code == 400 and "rank_fields" in unnamed.json()["message"]
+        info = http.get("/info").json()
+        assert info["served_model_name"] == "tiny-ce" and info["max_input_length"] > 0 and "classifier" in info["model_type"]
 
 
 def test_a_hosted_models_name_reaches_a_served_one(cross_scorer: Any) -> None:
@@ -195,6 +203,12 @@ def test_a_full_queue_is_429_and_a_loading_server_503(cross_scorer: Any) -> None
     with ServerThread([cross_scorer], ready=False, http_port=0) as running, httpx.Client(base_url=running.http_url, timeout=30) as http:
         assert http.get("/health").status_code == 503
         assert http.post("/v1/rerank", json={"query": "q", "documents": ["a"]}).status_code == 503
+    with ServerThread([cross_scorer], http_port=0) as running, httpx.Client(base_url=running.http_url, timeout=30) as http:
+        assert http.get("/health").headers.get("connection") != "close"
+        running.server.engine.draining = True  # as at shutdown: keep-alive clients are told to go
+        draining = http.post("/v1/rerank", json={"query": "q", "documents": ["a"]})
+        assert draining.status_code == 503 and draining.headers["connection"] == "close"
+        assert http.get("/health").headers["connection"] == "close"
 
 
 def test_bearer_tokens_and_tls_as_for_grpc(cross_scorer: Any, tmp_path: Path) -> None:
