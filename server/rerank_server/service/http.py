@@ -31,7 +31,7 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..batching import BatchingError, Priority, WouldMissDeadline
@@ -41,6 +41,7 @@ from ..models.windows import UnscorableInput
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
 from .http_connections import uvicorn_options
+from .http_models import CohereRerankRequest, NimRankingRequest, TeiRerankRequest, openapi_document, parse
 from .settings import ConnectionConfig, SecurityConfig
 from .validation import check_documents
 
@@ -101,6 +102,8 @@ class HttpFrontDoor:
                 Route("/v1/ranking", self._endpoint("POST /v1/ranking", self._nim), methods=["POST"]),
                 Route("/health", self._health, methods=["GET"]),
                 Route("/info", self._info, methods=["GET"]),
+                Route("/openapi.json", self._openapi, methods=["GET"]),
+                Route("/docs", self._docs, methods=["GET"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/metrics", self._metrics, methods=["GET"]),
             ]
@@ -221,49 +224,35 @@ class HttpFrontDoor:
         return await self._cohere(body, caller, "2")
 
     async def _cohere(self, body: dict[str, Any], caller: Caller, version: str) -> tuple[Any, str, int]:
-        """Cohere's rerank: {query, documents (strings or {text}), model, top_n, return_documents,
-        max_tokens_per_doc} -> {id, results: [{index, relevance_score, document?}], meta}."""
-        query = _field(body, "query", str)
-        rank_fields = _optional(body, "rank_fields", list)
-        if rank_fields is not None and not (rank_fields and all(isinstance(f, str) for f in rank_fields)):
-            raise invalid("rank_fields must be a non-empty list of field names")
-        documents = [_cohere_document(d, i, rank_fields) for i, d in enumerate(_field(body, "documents", list))]
-        top_n = _optional(body, "top_n", int)
-        max_tokens = _optional(body, "max_tokens_per_doc", int)
-        for name, value in (("top_n", top_n), ("max_tokens_per_doc", max_tokens)):
-            if value is not None and value < 1:
-                raise invalid(f"{name} must be at least 1, got {value}")
-        options = Options(top_k=top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=max_tokens)
-        result = await self._rerank(body, query, documents, options, caller)
-        with_text = bool(_optional(body, "return_documents", bool))
-        sent = body["documents"]
+        """Cohere's rerank (:class:`CohereRerankRequest`) -> {id, results: [{index, relevance_score,
+        document?}], meta}."""
+        request = parse(CohereRerankRequest, body)
+        documents = [_cohere_document(d, i, request.rank_fields) for i, d in enumerate(request.documents)]
+        options = Options(top_k=request.top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=request.max_tokens_per_doc)
+        result = await self._rerank(request.model, request.query, documents, options, caller)
         results = [
-            {"index": d.index, "relevance_score": d.score, **({"document": _returned(sent[d.index], documents[d.index])} if with_text else {})}
+            {
+                "index": d.index,
+                "relevance_score": d.score,
+                **({"document": _returned(request.documents[d.index], documents[d.index])} if request.return_documents else {}),
+            }
             for d in result.documents
         ]
         meta = {"api_version": {"version": version}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}, result.model, result.usage.pairs
 
     async def _tei(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
-        """TEI's rerank: {query, texts, raw_scores, return_text, truncate, top_n} -> [{index, score, text?}],
-        best first. Texts longer than the model reads are refused unless ``truncate`` is true (TEI's
-        default); ``top_n`` keeps the best few. A body with ``documents`` instead of ``texts`` is
-        Infinity's /rerank, which takes Cohere's body."""
+        """TEI's rerank (:class:`TeiRerankRequest`) -> [{index, score, text?}], best first. Texts longer
+        than the model reads are refused unless ``truncate`` is true (TEI's default). A body with
+        ``documents`` instead of ``texts`` is Infinity's /rerank, which takes Cohere's body."""
         if "texts" not in body and "documents" in body:
             return await self._infinity(body, caller)
-        query = _field(body, "query", str)
-        texts = _field(body, "texts", list)
-        if not all(isinstance(t, str) for t in texts):
-            raise invalid("texts must be a list of strings")
-        raw = bool(_optional(body, "raw_scores", bool))
-        truncate = bool(_optional(body, "truncate", bool))
-        top_n = _optional(body, "top_n", int)
-        if top_n is not None and top_n < 1:
-            raise invalid(f"top_n must be at least 1, got {top_n}")
-        options = Options(top_k=top_n or 0, normalization=Normalization.RAW if raw else Normalization.SIGMOID, error_on_truncation=not truncate)
-        result = await self._rerank(body, query, texts, options, caller, truncation_field="truncate: true")
-        with_text = bool(_optional(body, "return_text", bool))
-        answer = [{"index": d.index, "score": d.score, **({"text": texts[d.index]} if with_text else {})} for d in result.documents]
+        request = parse(TeiRerankRequest, body)
+        normalization = Normalization.RAW if request.raw_scores else Normalization.SIGMOID
+        options = Options(top_k=request.top_n or 0, normalization=normalization, error_on_truncation=not request.truncate)
+        result = await self._rerank(request.model, request.query, request.texts, options, caller, truncation_field="truncate: true")
+        texts = request.texts
+        answer = [{"index": d.index, "score": d.score, **({"text": texts[d.index]} if request.return_text else {})} for d in result.documents]
         return answer, result.model, result.usage.pairs
 
     async def _infinity(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
@@ -279,27 +268,20 @@ class HttpFrontDoor:
         )
 
     async def _nim(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
-        """NVIDIA NIM's ranking: {model, query: {text}, passages: [{text}], truncate: NONE | END} ->
-        {rankings: [{index, logit}]}, best first; the logit is the model's raw score. ``truncate`` NONE
-        (the default) refuses passages longer than the model reads."""
-        query = body.get("query")
-        if not isinstance(query, dict) or not isinstance(query.get("text"), str):
-            raise invalid("query must be an object with a 'text' string")
-        passages = _field(body, "passages", list)
-        texts = [_document_text(p, i, "passages") for i, p in enumerate(passages)]
-        truncate = _optional(body, "truncate", str) or "NONE"
-        if truncate not in ("NONE", "END"):
-            raise invalid(f"truncate must be NONE or END, got {truncate!r}")
-        options = Options(normalization=Normalization.RAW, error_on_truncation=truncate == "NONE")
-        result = await self._rerank(body, query["text"], texts, options, caller, truncation_field='truncate: "END"')
+        """NVIDIA NIM's ranking (:class:`NimRankingRequest`) -> {rankings: [{index, logit}]}, best first;
+        the logit is the model's raw score. ``truncate`` NONE (the default) refuses passages longer than
+        the model reads."""
+        request = parse(NimRankingRequest, body)
+        options = Options(normalization=Normalization.RAW, error_on_truncation=request.truncate == "NONE")
+        texts = [p.text for p in request.passages]
+        result = await self._rerank(request.model, request.query.text, texts, options, caller, truncation_field='truncate: "END"')
         return {"rankings": [{"index": d.index, "logit": d.score} for d in result.documents]}, result.model, result.usage.pairs
 
     async def _rerank(
-        self, body: dict[str, Any], query: str, documents: list[str], options: Options, caller: Caller, truncation_field: str = ""
+        self, model: str, query: str, documents: list[str], options: Options, caller: Caller, truncation_field: str = ""
     ) -> RerankResult:
         """Rank through the engine; ``truncation_field`` is how this API says "cut long texts" (named in
         the refusal of a text that is too long)."""
-        model = str(_optional(body, "model", str) or "")
         _valid_unicode(query, "query")
         for index, document in enumerate(documents):
             _valid_unicode(document, f"documents[{index}]")
@@ -315,6 +297,14 @@ class HttpFrontDoor:
         serving = self.engine.ready and not self.engine.draining
         headers = {} if not self.engine.draining else {"connection": "close"}
         return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503, headers=headers)
+
+    async def _openapi(self, request: Request) -> Response:
+        """The OpenAPI document, generated from the models requests are validated with."""
+        return JSONResponse(openapi_document(_version()))
+
+    async def _docs(self, request: Request) -> Response:
+        """Swagger UI over /openapi.json (its script and styles come from a CDN, in the browser)."""
+        return HTMLResponse(_SWAGGER_PAGE)
 
     async def _info(self, request: Request) -> Response:
         """TEI's /info: the default model's id, dtype, kind and limits, and this server's version."""
@@ -380,6 +370,16 @@ class _QuietSignals(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+_SWAGGER_PAGE = """<!doctype html>
+<html><head><title>rerank-grpc HTTP API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+</body></html>
+"""
 
 
 def _version() -> str:
@@ -505,29 +505,13 @@ def _too_large(size: int, limit: int) -> RequestError:
     )
 
 
-def _field(body: dict[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    if value is None:
-        raise invalid(f"{name} is missing")
-    if not isinstance(value, kind):
-        raise invalid(f"{name} must be a {'string' if kind is str else 'list' if kind is list else kind.__name__}")
-    return value
-
-
-def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-        raise invalid(f"{name} must be {'true or false' if kind is bool else 'a number' if kind is int else 'a string'}")
-    return value
-
-
-def _cohere_document(document: Any, index: int, rank_fields: list[str] | None) -> str:
+def _cohere_document(document: str | dict[str, Any], index: int, rank_fields: list[str] | None) -> str:
     """A Cohere document as the text the model reads: a string as it is; an object by its
     ``rank_fields`` (default: ``text``), each as a "field: value" line in that order, as Cohere reads them."""
-    if isinstance(document, str) or (rank_fields is None and isinstance(document, dict) and isinstance(document.get("text"), str)):
-        return _document_text(document, index)
-    if not isinstance(document, dict):
-        raise invalid(f"documents[{index}] must be a string or an object")
+    if isinstance(document, str):
+        return document
+    if rank_fields is None and isinstance(document.get("text"), str):
+        return str(document["text"])
     fields = rank_fields or ["text"]
     lines = [f"{name}: {_field_text(document[name])}" for name in fields if name in document]
     if not lines:
@@ -543,11 +527,3 @@ def _returned(sent: Any, text: str) -> dict[str, Any]:
     """A result's ``document`` as Cohere returns it: the object sent, or {"text"} for a string."""
     return sent if isinstance(sent, dict) else {"text": text}
 
-
-def _document_text(document: Any, index: int, field: str = "documents") -> str:
-    """A Cohere document (or a NIM passage): a string, or an object whose ``text`` is the string."""
-    if isinstance(document, str):
-        return document
-    if isinstance(document, dict) and isinstance(document.get("text"), str):
-        return str(document["text"])
-    raise invalid(f"{field}[{index}] must be a string or an object with a 'text' string")

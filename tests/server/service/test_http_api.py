@@ -290,3 +290,17 @@ def test_silent_and_slowloris_connections_are_closed_after_the_header_timeout(cr
         finally:
             silent.close()
             slow.close()
+
+
+def test_the_openapi_document_validates_and_declares_what_the_server_checks(served: Any) -> None:
+    from openapi_spec_validator import validate
+
+    with httpx.Client(base_url=served.http_url, timeout=30) as http:
+        document = http.get("/openapi.json").json()
+        docs = http.get("/docs")
+    validate(document)
+    assert set(document["paths"]) == {"/v1/rerank", "/v2/rerank", "/rerank", "/v1/ranking"}
+    cohere = document["components"]["schemas"]["CohereRerankRequest"]
+    assert {"query", "documents"} <= set(cohere["required"]) and cohere["properties"]["top_n"]["anyOf"][0]["minimum"] == 1
+    assert "429" in document["paths"]["/v1/rerank"]["post"]["responses"]
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
