@@ -1,13 +1,14 @@
 """The engine: the served models' scoring pipeline (``served``) behind one gateway every transport calls
 (``gateway.Engine``), with its settings (``settings``)."""
 
-from .gateway import Caller, Engine, NotServing, RerankRequest, ScoreRequest, TooManyRequests
+from .gateway import Caller, EmbedRequest, Engine, NotServing, RerankRequest, ScoreRequest, TooManyRequests
 from .pool import TokenizerPool, default_tokenizer_threads
 from .results import Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
 from .served import ModelRegistry, ServedModel, UnknownModel, listing, ranked_indices
 
 __all__ = [
     "Caller",
+    "EmbedRequest",
     "Engine",
     "ModelRegistry",
     "NotServing",

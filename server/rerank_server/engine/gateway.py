@@ -24,7 +24,7 @@ from typing import Protocol
 
 from ..batching import Claim, Priority
 from .callers import CallerNames
-from .results import Options, RerankResult, ScoreResult, Usage
+from .results import EmbedResult, Options, RerankResult, ScoreResult, Usage
 from .served import ModelRegistry
 from .settings import AdmissionConfig
 
@@ -78,6 +78,17 @@ class ScoreRequest:
     options: Options = Options()
     model: str = ""
     caller: Caller = field(default_factory=Caller)
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """Embed ``texts`` with the bi-encoder called ``model`` ("" for the first one served);
+    ``error_on_truncation`` refuses texts longer than the model reads instead of cutting them."""
+
+    texts: Sequence[str]
+    model: str = ""
+    caller: Caller = field(default_factory=Caller)
+    error_on_truncation: bool = False
 
 
 class RequestObserver(Protocol):
@@ -139,6 +150,14 @@ class Engine:
         with self.admitted():
             served = self.registry.get(request.model)
             result = await served.score(request.pairs, request.options, self.claim(request.caller))
+        self._count_truncated(result.model, result.usage)
+        return result
+
+    async def embed(self, request: EmbedRequest) -> EmbedResult:
+        """Admit ``request`` and embed its texts, in input order."""
+        with self.admitted():
+            served = self.registry.embedder(request.model)
+            result = await served.embed(request.texts, self.claim(request.caller), request.error_on_truncation)
         self._count_truncated(result.model, result.usage)
         return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..models import Normalization
 from ..models.windows import Windowing
@@ -66,6 +67,16 @@ class RerankResult:
     model: str
     documents: list[RankedDocument]
     usage: Usage
+    timing: Timing
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """An Embed answer: each text's unit-length embedding (a bi-encoder's), in input order."""
+
+    model: str
+    embeddings: Any  # float32 array, one row a text
+    usage: Usage  # pairs: texts embedded; truncated_documents: texts cut to the model's length
     timing: Timing
 
 

@@ -25,7 +25,7 @@ from ..models import ModelInfo, ModelKind, Scorer, ScoringPlan
 from ..models.encoding import Ids
 from ..models.windows import UnscorableInput
 from .pool import TokenizerPool
-from .results import Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
+from .results import EmbedResult, Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
 from .settings import BatchingConfig, RequestLimits
 
 _SHOWN = 5  # offending items listed in one message
@@ -138,6 +138,32 @@ class ServedModel:
             scores, completed = await self._score(plan, options, reservation, "pairs")
         return ScoreResult(self.info.name, [float(s) for s in scores], list(plan.truncated), _usage(plan), _timing(accepted, completed))
 
+    async def embed(self, texts: Sequence[str], claim: Claim = NO_CLAIM, error_on_truncation: bool = False) -> EmbedResult:
+        """Each text's unit-length embedding, in input order (a bi-encoder only: a cross-encoder reads
+        pairs and has none). Admitted, tokenized and batched as a rerank request's texts are."""
+        if self.info.kind is not ModelKind.BI_ENCODER:
+            raise UnscorableInput(
+                f"model {self.info.name!r} is a cross-encoder: it scores (query, document) pairs and has no embeddings; "
+                "name a bi-encoder served here (see GET /v1/models)"
+            )
+        accepted = time.monotonic()
+        self._refuse_oversized(texts, "inputs")
+        encoder = self.scorer.encoder
+        with await self.batcher.admit(len(texts), claim, sum(encoder.estimate(len(t), pair=False) for t in texts)) as reservation:
+            _, ids = await self._tokenize([], texts, whole=False)
+            items = [encoder.single(i) for i in ids]
+            truncated = [item.truncated for item in items]
+            if error_on_truncation and any(truncated):
+                raise UnscorableInput(
+                    f"inputs at index {listing([i for i, t in enumerate(truncated) if t])} exceed the model's max sequence length of "
+                    f"{self.info.max_seq_length} tokens; shorten or split them, or allow truncation to embed their beginning"
+                )
+            costs = [item.cost for item in items]
+            completed = await self.batcher.submit(items, costs, reservation=reservation)
+        embeddings = np.asarray(completed.results, dtype=np.float32).reshape(len(texts), -1)
+        usage = Usage(pairs=len(texts), tokens=sum(costs), truncated_documents=sum(truncated))
+        return EmbedResult(self.info.name, embeddings, usage, _timing(accepted, completed))
+
     def _refuse_oversized(self, texts: Sequence[str], what: str, per_item: int = 1) -> None:
         """Refuse texts over ``max_document_bytes``, naming where they are, before any work on them."""
         limit = self.requests.max_document_bytes
@@ -212,6 +238,13 @@ class ModelRegistry:
 
     def __len__(self) -> int:
         return len(self._models)
+
+    def embedder(self, name: str) -> ServedModel:
+        """The model an embedding request names; with no name, the first bi-encoder served (the default
+        model is often a cross-encoder, which has no embeddings)."""
+        if not name:
+            return next((m for m in self._models.values() if m.info.kind is ModelKind.BI_ENCODER), self.get(""))
+        return self.get(name)
 
     def get(self, name: str) -> ServedModel:
         """The model called ``name`` (empty: the default), or by an alias of it; with one model served, any

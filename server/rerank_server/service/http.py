@@ -35,13 +35,22 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..batching import BatchingError, Priority, WouldMissDeadline
-from ..engine import Caller, Engine, NotServing, Options, RerankRequest, RerankResult
+from ..engine import Caller, EmbedRequest, Engine, NotServing, Options, RerankRequest, RerankResult
+from ..engine.results import EmbedResult
 from ..models import ModelKind, Normalization
 from ..models.windows import UnscorableInput
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
 from .http_connections import uvicorn_options
-from .http_models import CohereRerankRequest, NimRankingRequest, TeiRerankRequest, openapi_document, parse
+from .http_models import (
+    CohereRerankRequest,
+    NimRankingRequest,
+    OpenAIEmbeddingRequest,
+    TeiEmbedRequest,
+    TeiRerankRequest,
+    openapi_document,
+    parse,
+)
 from .settings import ConnectionConfig, SecurityConfig
 from .validation import check_documents
 
@@ -100,6 +109,8 @@ class HttpFrontDoor:
                 Route("/v2/rerank", self._endpoint("POST /v2/rerank", self._cohere_v2), methods=["POST"]),
                 Route("/rerank", self._endpoint("POST /rerank", self._tei), methods=["POST"]),
                 Route("/v1/ranking", self._endpoint("POST /v1/ranking", self._nim), methods=["POST"]),
+                Route("/v1/embeddings", self._endpoint("POST /v1/embeddings", self._openai_embeddings), methods=["POST"]),
+                Route("/embed", self._endpoint("POST /embed", self._tei_embed), methods=["POST"]),
                 Route("/health", self._health, methods=["GET"]),
                 Route("/info", self._info, methods=["GET"]),
                 Route("/openapi.json", self._openapi, methods=["GET"]),
@@ -276,6 +287,33 @@ class HttpFrontDoor:
         texts = [p.text for p in request.passages]
         result = await self._rerank(request.model, request.query.text, texts, options, caller, truncation_field='truncate: "END"')
         return {"rankings": [{"index": d.index, "logit": d.score} for d in result.documents]}, result.model, result.usage.pairs
+
+    async def _openai_embeddings(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
+        """OpenAI's embeddings (:class:`OpenAIEmbeddingRequest`) -> {object, data: [{object, index,
+        embedding}], model, usage}."""
+        request = parse(OpenAIEmbeddingRequest, body)
+        result = await self._embed(request.model, request.input, caller, error_on_truncation=False)
+        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(result.embeddings.tolist())]
+        usage = {"prompt_tokens": result.usage.tokens, "total_tokens": result.usage.tokens}
+        return {"object": "list", "data": data, "model": result.model, "usage": usage}, result.model, result.usage.pairs
+
+    async def _tei_embed(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
+        """TEI's embed (:class:`TeiEmbedRequest`) -> [[float, ...], ...], in input order."""
+        request = parse(TeiEmbedRequest, body)
+        if not request.normalize:
+            raise invalid("normalize false is not served: this server's embeddings are unit length (send normalize: true)")
+        result = await self._embed(request.model, request.inputs, caller, error_on_truncation=not request.truncate)
+        return result.embeddings.tolist(), result.model, result.usage.pairs
+
+    async def _embed(self, model: str, inputs: str | list[str], caller: Caller, error_on_truncation: bool) -> EmbedResult:
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not texts:
+            raise invalid("the inputs are empty; send at least one text")
+        if len(texts) > self.max_documents:
+            raise invalid(f"{len(texts)} inputs are more than this server's limit of {self.max_documents} (--max-documents); send fewer")
+        for index, text in enumerate(texts):
+            _valid_unicode(text, f"inputs[{index}]")
+        return await self.engine.embed(EmbedRequest(texts, model, caller, error_on_truncation))
 
     async def _rerank(
         self, model: str, query: str, documents: list[str], options: Options, caller: Caller, truncation_field: str = ""
@@ -468,7 +506,7 @@ def _error(method: str, code: grpc.StatusCode, message: str, exc: BaseException)
     if status == 429:
         headers["Retry-After"] = str(_retry_after(exc))
     details = exc.details if isinstance(exc, BatchingError) else {}
-    if method == "POST /rerank":
+    if method in ("POST /rerank", "POST /embed"):  # TEI's routes answer errors in TEI's shape
         body: dict[str, Any] = {"error": message, "error_type": _TEI_ERROR_TYPES.get(status, "Backend")}
     else:
         body = {"message": message, "error": {"code": code.name, "message": message}}

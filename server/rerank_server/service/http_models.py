@@ -116,6 +116,43 @@ class NimRankingResponse(BaseModel):
     rankings: list[NimRanking]
 
 
+class OpenAIEmbeddingRequest(_Body):
+    """OpenAI's embeddings (what LangChain's OpenAIEmbeddings, LiteLLM and LlamaIndex call); texts longer
+    than the model reads are cut, as Infinity's OpenAI route does."""
+
+    input: str | list[str]
+    model: str = Field("", description="a served bi-encoder (default: the first one served)")
+    encoding_format: Literal["float"] = "float"
+    priority: Priority | None = None
+
+
+class OpenAIEmbedding(BaseModel):
+    """One text's embedding, unit length."""
+
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float]
+
+
+class OpenAIEmbeddingResponse(BaseModel):
+    """OpenAI's embeddings answer, in input order."""
+
+    object: Literal["list"]
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: dict[str, int]
+
+
+class TeiEmbedRequest(_Body):
+    """TEI's embed; embeddings are unit length (``normalize`` false is refused: the server has no others)."""
+
+    inputs: str | list[str]
+    normalize: bool = True
+    truncate: bool = Field(False, description="embed the beginning of texts longer than the model reads (false: refuse them, as TEI does)")
+    model: str = ""
+    priority: Priority | None = None
+
+
 class ErrorResponse(BaseModel):
     """An error: one line that names the field or the fix."""
 
@@ -175,6 +212,8 @@ ROUTES: dict[str, tuple[str, type[BaseModel], Any]] = {
     "/v2/rerank": ("Cohere rerank (v2)", CohereRerankRequest, CohereRerankResponse),
     "/rerank": ("TEI rerank ({query, texts}); Infinity's with Cohere's body", TeiRerankRequest, list[TeiResult]),
     "/v1/ranking": ("NVIDIA NIM ranking", NimRankingRequest, NimRankingResponse),
+    "/v1/embeddings": ("OpenAI embeddings (a served bi-encoder)", OpenAIEmbeddingRequest, OpenAIEmbeddingResponse),
+    "/embed": ("TEI embed (a served bi-encoder)", TeiEmbedRequest, list[list[float]]),
 }
 
 

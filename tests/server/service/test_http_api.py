@@ -299,8 +299,28 @@ def test_the_openapi_document_validates_and_declares_what_the_server_checks(serv
         document = http.get("/openapi.json").json()
         docs = http.get("/docs")
     validate(document)
-    assert set(document["paths"]) == {"/v1/rerank", "/v2/rerank", "/rerank", "/v1/ranking"}
+    assert set(document["paths"]) == {"/v1/rerank", "/v2/rerank", "/rerank", "/v1/ranking", "/v1/embeddings", "/embed"}
     cohere = document["components"]["schemas"]["CohereRerankRequest"]
     assert {"query", "documents"} <= set(cohere["required"]) and cohere["properties"]["top_n"]["anyOf"][0]["minimum"] == 1
     assert "429" in document["paths"]["/v1/rerank"]["post"]["responses"]
     assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+def test_embeddings_of_a_served_bi_encoder_in_openai_and_tei_shapes(served: Any, bi_scorer: Any) -> None:
+    texts = ["a cat sat on the mat", "stocks fell sharply"]
+    expected = bi_scorer.model.encode(texts, normalize_embeddings=True)
+    with httpx.Client(base_url=served.http_url, timeout=30) as http:
+        openai = http.post("/v1/embeddings", json={"input": texts}).json()  # no model: the first bi-encoder
+        assert openai["model"] == "all-MiniLM-L6-v2" and [d["index"] for d in openai["data"]] == [0, 1]
+        assert openai["usage"]["prompt_tokens"] > 0
+        for got, want in zip(openai["data"], expected):
+            assert got["embedding"] == pytest.approx(want.tolist(), abs=1e-4)
+        tei = http.post("/embed", json={"inputs": texts[0]}).json()
+        assert len(tei) == 1 and tei[0] == pytest.approx(expected[0].tolist(), abs=1e-4)
+        cross = http.post("/embed", json={"inputs": "x", "model": "tiny-ce"})
+        assert cross.status_code == 400 and "cross-encoder" in cross.json()["error"]
+        long = "word " * 600
+        refused = http.post("/embed", json={"inputs": [long]})
+        assert refused.status_code == 400 and refused.json()["error_type"] == "Validation"
+        assert http.post("/embed", json={"inputs": [long], "truncate": True}).status_code == 200
+        assert http.post("/v1/embeddings", json={"input": [long]}).status_code == 200  # cut, as Infinity's route does
