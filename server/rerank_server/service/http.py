@@ -268,11 +268,15 @@ class HttpFrontDoor:
 
     async def _infinity(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
         """Infinity's rerank: Cohere's body -> {object, results: [{relevance_score, index, document?}],
-        model, usage, id, created}."""
+        model, usage, id, created}; a returned document is its text, as Infinity returns it."""
         answer, model, pairs = await self._cohere(body, caller, "2")
         usage = answer["meta"]["tokens"]["input_tokens"]
+        results = [
+            {"relevance_score": r["relevance_score"], "index": r["index"], **({"document": _text_of(r["document"])} if "document" in r else {})}
+            for r in answer["results"]
+        ]
         return (
-            {"object": "rerank", "results": answer["results"], "model": model, "usage": {"prompt_tokens": usage, "total_tokens": usage},
+            {"object": "rerank", "results": results, "model": model, "usage": {"prompt_tokens": usage, "total_tokens": usage},
              "id": answer["id"], "created": int(time.time())},
             model,
             pairs,
@@ -559,6 +563,12 @@ def _cohere_document(document: str | dict[str, Any], index: int, rank_fields: li
 
 def _field_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _text_of(document: dict[str, Any]) -> str:
+    """A returned Cohere document as Infinity returns it: its text."""
+    text = document.get("text")
+    return text if isinstance(text, str) else json.dumps(document, ensure_ascii=False)
 
 
 def _returned(sent: Any, text: str) -> dict[str, Any]:

@@ -76,11 +76,19 @@ class TeiResult(BaseModel):
     text: str | None = None
 
 
+class InfinityResult(BaseModel):
+    """One ranked document, as Infinity answers: the document is its text."""
+
+    index: int
+    relevance_score: float
+    document: str | None = None
+
+
 class InfinityRerankResponse(BaseModel):
     """Infinity's rerank answer (to Cohere's body at /rerank)."""
 
     object: Literal["rerank"]
-    results: list[CohereResult]
+    results: list[InfinityResult]
     model: str
     usage: dict[str, int]
     id: str
@@ -207,10 +215,10 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where or 'the body'} {what}"
 
 
-ROUTES: dict[str, tuple[str, type[BaseModel], Any]] = {
+ROUTES: dict[str, tuple[str, Any, Any]] = {  # path: (summary, request type, answer type)
     "/v1/rerank": ("Cohere rerank (v1)", CohereRerankRequest, CohereRerankResponse),
     "/v2/rerank": ("Cohere rerank (v2)", CohereRerankRequest, CohereRerankResponse),
-    "/rerank": ("TEI rerank ({query, texts}); Infinity's with Cohere's body", TeiRerankRequest, list[TeiResult]),
+    "/rerank": ("TEI rerank ({query, texts}); Infinity's with Cohere's body", TeiRerankRequest | CohereRerankRequest, list[TeiResult] | InfinityRerankResponse),
     "/v1/ranking": ("NVIDIA NIM ranking", NimRankingRequest, NimRankingResponse),
     "/v1/embeddings": ("OpenAI embeddings (a served bi-encoder)", OpenAIEmbeddingRequest, OpenAIEmbeddingResponse),
     "/embed": ("TEI embed (a served bi-encoder)", TeiEmbedRequest, list[list[float]]),
