@@ -324,3 +324,21 @@ def test_embeddings_of_a_served_bi_encoder_in_openai_and_tei_shapes(served: Any,
         assert refused.status_code == 400 and refused.json()["error_type"] == "Validation"
         assert http.post("/embed", json={"inputs": [long], "truncate": True}).status_code == 200
         assert http.post("/v1/embeddings", json={"input": [long]}).status_code == 200  # cut, as Infinity's route does
+
+
+def test_a_client_gone_mid_body_is_counted_cancelled_and_long_ids_are_cut_in_the_log(cross_scorer: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import socket
+
+    from tests.server_harness import until
+
+    with ServerThread([cross_scorer], http_port=0, log_requests=True) as running:
+        port = int(running.http_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as gone:
+            gone.sendall(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"query\": ")
+        counts = running.server.engine.counts
+        running.run(until(lambda: counts[("POST /v1/rerank", "CANCELLED")] == 1))  # not INTERNAL
+        with caplog.at_level(logging.INFO, logger="rerank_server.requests"), httpx.Client(base_url=running.http_url, timeout=30) as http:
+            http.post("/v1/rerank", json={"query": "q", "documents": ["d"], "model": "m" * 1_000_000}, headers={"x-request-id": "r" * 10_000})
+    logged = [r for r in caplog.records if r.name == "rerank_server.requests"]
+    assert logged and all(len(r.model) <= 128 and len(r.request_id) <= 128 for r in logged)  # type: ignore[attr-defined]
