@@ -10,14 +10,8 @@ from typing import Any
 import pytest
 
 from rerank_client import RerankClient
+from tests.server.service.test_http_api import DOCS, QUERY
 from tests.server_harness import ServerThread
-
-QUERY = "how do plants make energy from light"
-DOCS = [
-    "The stock market fell sharply on Tuesday.",
-    "Photosynthesis converts light energy into chemical energy stored in glucose.",
-    "Chlorophyll in the leaves absorbs mostly blue and red light.",
-]
 
 
 @pytest.fixture(scope="module")
