@@ -20,6 +20,7 @@ try:
     from .engine.pool import default_frontends
     from .processes.supervisor import Supervisor
     from .service.http_connections import raise_descriptor_limit
+    from .service.http import ENDPOINTS
     from .service.server import RerankServer
     from .service.settings import ServerConfig
     from .startup import describe, loaded_models
@@ -38,7 +39,7 @@ async def run(config: ServerConfig) -> int:
     await server.start()
     log.info("listening on %s (health: NOT_SERVING until the models are loaded)", server.target)
     if server.http_port is not None:
-        log.info("HTTP on http://%s:%d: Cohere POST /v1/rerank, TEI POST /rerank, /health, /v1/models, /metrics", config.host, server.http_port)
+        log.info("HTTP on http://%s:%d: %s", config.host, server.http_port, ENDPOINTS)
     if server.metrics_port is not None:
         log.info("Prometheus metrics on http://%s:%d/metrics", config.host, server.metrics_port)
     stop = asyncio.Event()

@@ -28,6 +28,7 @@ from typing import Any
 from ..engine.pool import default_tokenizer_threads
 from ..logs import announce_ready
 from ..models.device import device_kind
+from ..service.http import ENDPOINTS
 from ..service.settings import ServerConfig
 from .engine import engine_main
 from .frontend import frontend_main
@@ -68,7 +69,6 @@ class Supervisor:
         self._dir = tempfile.mkdtemp(prefix="rerank-server-")
         self._socket = os.path.join(self._dir, "engine.sock")
         self._wakeup, self._signalled = socket.socketpair()
-        self._stopping = False
         self.engine: _Child | None = None
         self.front: dict[int, _Child] = {}
 
@@ -99,7 +99,7 @@ class Supervisor:
             self.frontends, self.target,
         )
         if self.config.http_port is not None:
-            log.info("HTTP on http://%s:%d: Cohere POST /v1/rerank, TEI POST /rerank, /health, /v1/models, /metrics", self.config.host, self.config.http_port)
+            log.info("HTTP on http://%s:%d: %s", self.config.host, self.config.http_port, ENDPOINTS)
         announced = False
         while True:
             handles: list[Any] = [self._wakeup, self.engine.process.sentinel, self.engine.control]
@@ -184,7 +184,6 @@ class Supervisor:
 
     def _stop(self, code: int = 0) -> int:
         """Drain the front ends, then the engine; ``code`` is the exit code to return."""
-        self._stopping = True
         if code == 0:
             log.info("shutting down: the front ends finish in-flight requests for up to %.0fs", self.config.grace_s)
         for child in self.front.values():

@@ -56,6 +56,9 @@ from .validation import check_documents
 
 log = logging.getLogger(__name__)
 
+# What the HTTP port serves, for the start-up log line.
+ENDPOINTS = "Cohere POST /v1/rerank, TEI POST /rerank, NIM POST /v1/ranking, POST /v1/embeddings, /health, /v1/models, /docs, /metrics"
+
 TIMEOUT_HEADER = "x-request-timeout"  # seconds the caller will wait, as gRPC's deadline does
 
 _HTTP_STATUS = {
