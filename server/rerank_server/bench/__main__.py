@@ -365,7 +365,7 @@ def _host_path(args: argparse.Namespace, model_dir: Path, step: Callable[[str], 
     """Rows 10-12 on simulated devices: 64 callers x 20 documents, as issue 18 measures the host path."""
     specs = requests(max(args.requests, 16), (20, 20), seed=args.seed)
     mean_tokens = _mean_pair_tokens(model_dir, specs)
-    return host_path(model_dir, specs, 1.0 if args.smoke else args.duration, mean_tokens, step)
+    return host_path(model_dir, specs, 1.0 if args.smoke else args.duration, mean_tokens, step, smoke=args.smoke)
 
 
 def _mean_pair_tokens(model_dir: Path, specs: Sequence[Any]) -> float:
