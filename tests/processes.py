@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from rerank_client import AsyncRerankClient, RerankError
 
+from rerank_server.bench.measure import free_port as free_port  # re-exported for the tests
 from rerank_server.process import ServerProcess as _ServerProcess
 
 BIN = Path(sys.executable).parent
@@ -57,9 +57,3 @@ async def keep_calling(client: AsyncRerankClient, stop: asyncio.Event, outcomes:
 
     await asyncio.gather(*(caller() for _ in range(callers)))
 
-
-def free_port() -> int:
-    """A loopback port free right now (for a flag that takes a port number)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

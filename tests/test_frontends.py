@@ -16,28 +16,12 @@ from pathlib import Path
 import grpc
 
 from rerank_client import AsyncRerankClient, RerankClient, RerankError
+from rerank_server.bench.hostpath import server_processes
 from tests.processes import DOCS, ServerProcess, keep_calling
 
 
 def _args(model: Path, *more: str) -> tuple[str, ...]:
     return ("--model", f"tiny={model}", "--device", "sim:null", "--frontends", "2", *more)
-
-
-def _children(pid: int) -> dict[str, int]:
-    """The supervisor's rerank processes by the name they show in ``ps`` (not multiprocessing's
-    resource tracker)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0].decode()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and title.startswith("rerank-"):
-            found[title] = int(entry)
-    return found
 
 
 def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_encoder: Path) -> None:
@@ -46,7 +30,7 @@ def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_e
             expected = client.rerank("how do plants make energy", DOCS)
     with ServerProcess(*_args(tiny_cross_encoder, "--http-port", "0", "--log-format", "json", "--log-requests")) as server:
         assert server.proc is not None
-        names = _children(server.proc.pid)
+        names = server_processes(server.proc.pid)
         assert set(names) == {"rerank-engine", "rerank-frontend-1", "rerank-frontend-2"}, names
         # Sixteen connections: the kernel spreads them over both front ends (all on one: 1 in 32,768).
         answers = []
@@ -81,9 +65,9 @@ def test_a_killed_front_end_is_replaced_and_callers_retry_through(tiny_cross_enc
                 load = asyncio.create_task(keep_calling(client, stop, outcomes, callers=8))
                 while outcomes["OK"] < 20:
                     await asyncio.sleep(0.01)
-                victim = _children(supervisor)["rerank-frontend-1"]
+                victim = server_processes(supervisor)["rerank-frontend-1"]
                 os.kill(victim, signal.SIGKILL)
-                while _children(supervisor).get("rerank-frontend-1") in (None, victim):  # polls for the replacement
+                while server_processes(supervisor).get("rerank-frontend-1") in (None, victim):  # polls for the replacement
                     await asyncio.sleep(0.05)
                 replaced_at = outcomes["OK"]
                 while outcomes["OK"] < replaced_at + 40:
@@ -101,7 +85,7 @@ def test_a_killed_front_end_is_replaced_and_callers_retry_through(tiny_cross_enc
 def test_the_engine_dying_takes_the_server_down_with_a_failing_exit_code(tiny_cross_encoder: Path) -> None:
     with ServerProcess(*_args(tiny_cross_encoder)) as server:
         assert server.proc is not None
-        children = _children(server.proc.pid)
+        children = server_processes(server.proc.pid)
         os.kill(children["rerank-engine"], signal.SIGKILL)
         assert server.proc.wait(60) == 1
         with RerankClient(server.target, timeout=5, retries=0) as client:

@@ -28,16 +28,19 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _CALLERS = 64
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def server_processes(root: int) -> dict[str, int]:
+    """The processes a ``rerank-server`` started (``rerank-engine``, ``rerank-frontend-N``) by the name
+    they show in ``ps``; multiprocessing's resource tracker is left out."""
+    found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
+                title = _title(int(entry))
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
+            if int(stat.rsplit(")", 1)[1].split()[1]) == root and title.startswith("rerank-"):
+                found[title] = int(entry)
     return found
 
 
@@ -64,7 +67,7 @@ def _role(title: str, main: bool, thread: str, alone: bool) -> str:
 def cpu_by_role(root: int) -> dict[str, float]:
     """CPU seconds so far of the server rooted at ``root``, by role: its processes' main threads (event
     loops), tokenizer threads, batch stages and the rest (threads named by ``batching.threads``)."""
-    processes = [root] + [p for p in _children(root) if _title(p).startswith("rerank-")]
+    processes = [root, *server_processes(root).values()]
     alone = len(processes) == 1
     seconds: defaultdict[str, float] = defaultdict(float)
     for pid in processes:

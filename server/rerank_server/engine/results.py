@@ -20,6 +20,8 @@ class Options:
         error_on_truncation: refuse the request if any pair is longer than the model reads.
         max_document_tokens: read at most this many tokens of each document (None: what the model reads);
             Rerank without windowing only.
+        truncation_switch: how the caller's API says texts must not be cut, and how to let them be (the
+            refusal names both: each API has its own field for it).
 
     Who asks and by when (deadline, priority, caller) is the request's :class:`Claim`, apart from these.
     """
@@ -29,6 +31,7 @@ class Options:
     windowing: Windowing | None = None
     error_on_truncation: bool = False
     max_document_tokens: int | None = None
+    truncation_switch: tuple[str, str] = ("error_on_truncation is set", "unset error_on_truncation")
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,8 @@ class ServedModel:
             over = [i for i, t in enumerate(plan.truncated) if t]
             raise UnscorableInput(
                 f"{what} at index {listing(over)} exceed the model's max sequence length of {self.info.max_seq_length} "
-                "tokens with the query, and error_on_truncation is set; shorten or split them, or unset "
-                "error_on_truncation to score their beginning"
+                f"tokens with the query, and {options.truncation_switch[0]}; shorten or split them, or "
+                f"{options.truncation_switch[1]} to score their beginning"
             )
         completed = await self.batcher.submit(plan.items, plan.costs, reservation=reservation)
         return self.scorer.normalize(plan.combine(completed.results), options.normalization), completed

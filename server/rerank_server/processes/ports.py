@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from ..service.ports import check_free, family
+
 
 class SharedPort:
     """A TCP port held for front ends that share it (SO_REUSEPORT: the kernel spreads connections over
@@ -15,19 +17,10 @@ class SharedPort:
     """
 
     def __init__(self, host: str, port: int) -> None:
-        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-        address = host.strip("[]")
-        probe = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            probe.bind((address, port))
-            self.port = int(probe.getsockname()[1])
-        except OSError as exc:
-            raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another port or --host") from None
-        finally:
-            probe.close()
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self.port = check_free(host, port, f"cannot listen on {host}:{port}: the port is in use; pick another port or --host")
+        self._socket = socket.socket(family(host), socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self._socket.bind((address, self.port))
+        self._socket.bind((host.strip("[]"), self.port))
 
     def close(self) -> None:
         """Let the port go."""

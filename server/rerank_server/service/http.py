@@ -38,7 +38,6 @@ from ..batching import BatchingError, Priority, WouldMissDeadline
 from ..engine import Caller, EmbedRequest, Engine, NotServing, Options, RerankRequest, RerankResult
 from ..engine.results import EmbedResult
 from ..models import ModelKind, Normalization
-from ..models.windows import UnscorableInput
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
 from .http_connections import uvicorn_options
@@ -51,6 +50,7 @@ from .http_models import (
     openapi_document,
     parse,
 )
+from .ports import family
 from .settings import ConnectionConfig, SecurityConfig
 from .validation import check_documents
 
@@ -128,8 +128,7 @@ class HttpFrontDoor:
     async def start(self, host: str, port: int, shared: bool = False) -> int:
         """Listen on ``host:port`` (0: a free port) and serve; returns the port. ``shared``: other front-end
         processes listen on the same port (SO_REUSEPORT), and the kernel spreads connections over them."""
-        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family(host), socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if shared:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -263,8 +262,13 @@ class HttpFrontDoor:
             return await self._infinity(body, caller)
         request = parse(TeiRerankRequest, body)
         normalization = Normalization.RAW if request.raw_scores else Normalization.SIGMOID
-        options = Options(top_k=request.top_n or 0, normalization=normalization, error_on_truncation=not request.truncate)
-        result = await self._rerank(request.model, request.query, request.texts, options, caller, truncation_field="truncate: true")
+        options = Options(
+            top_k=request.top_n or 0,
+            normalization=normalization,
+            error_on_truncation=not request.truncate,
+            truncation_switch=("truncate is false", "send truncate: true"),
+        )
+        result = await self._rerank(request.model, request.query, request.texts, options, caller)
         texts = request.texts
         answer = [{"index": d.index, "score": d.score, **({"text": texts[d.index]} if request.return_text else {})} for d in result.documents]
         return answer, result.model, result.usage.pairs
@@ -290,9 +294,13 @@ class HttpFrontDoor:
         the logit is the model's raw score. ``truncate`` NONE (the default) refuses passages longer than
         the model reads."""
         request = parse(NimRankingRequest, body)
-        options = Options(normalization=Normalization.RAW, error_on_truncation=request.truncate == "NONE")
+        options = Options(
+            normalization=Normalization.RAW,
+            error_on_truncation=request.truncate == "NONE",
+            truncation_switch=('truncate is "NONE"', 'send truncate: "END"'),
+        )
         texts = [p.text for p in request.passages]
-        result = await self._rerank(request.model, request.query.text, texts, options, caller, truncation_field='truncate: "END"')
+        result = await self._rerank(request.model, request.query.text, texts, options, caller)
         return {"rankings": [{"index": d.index, "logit": d.score} for d in result.documents]}, result.model, result.usage.pairs
 
     async def _openai_embeddings(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
@@ -323,20 +331,14 @@ class HttpFrontDoor:
         return await self.engine.embed(EmbedRequest(texts, model, caller, error_on_truncation))
 
     async def _rerank(
-        self, model: str, query: str, documents: list[str], options: Options, caller: Caller, truncation_field: str = ""
+        self, model: str, query: str, documents: list[str], options: Options, caller: Caller
     ) -> RerankResult:
-        """Rank through the engine; ``truncation_field`` is how this API says "cut long texts" (named in
-        the refusal of a text that is too long)."""
+        """Rank through the engine, after the checks every HTTP shape shares."""
         _valid_unicode(query, "query")
         for index, document in enumerate(documents):
             _valid_unicode(document, f"documents[{index}]")
         check_documents(query, documents, self.max_documents)
-        try:
-            return await self.engine.rerank(RerankRequest(query, documents, options, model, caller))
-        except UnscorableInput as exc:
-            if truncation_field and "error_on_truncation" in str(exc):
-                raise invalid(str(exc).split(", and error_on_truncation is set")[0] + f"; shorten or split them, or send {truncation_field} to score their beginning") from None
-            raise
+        return await self.engine.rerank(RerankRequest(query, documents, options, model, caller))
 
     async def _health(self, request: Request) -> Response:
         serving = self.engine.ready and not self.engine.draining

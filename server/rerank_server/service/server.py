@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Sequence
 
 import grpc
@@ -23,6 +22,7 @@ from ..models.device import device_kind
 from .auth import BearerTokenInterceptor, BearerTokens, read_tokens
 from .http import HttpFrontDoor
 from .malformed import MalformedRequestInterceptor
+from .ports import check_free
 from .servicer import RerankerServicer
 from .settings import SecurityConfig, ServerConfig
 
@@ -103,7 +103,7 @@ class RerankServer:
         address = config.address
         problem = f"cannot listen on {address}: the port is in use or the host is not an address of this machine"
         if config.port and not self.shared:
-            _check_free(config.host, config.port, f"{problem}; pick another --port or --host")  # before gRPC logs its own line
+            check_free(config.host, config.port, f"{problem}; pick another --port or --host")  # before gRPC logs its own line
         try:
             if config.security.tls_cert:
                 port = self._server.add_secure_port(address, _credentials(config.security))
@@ -186,17 +186,6 @@ class RerankServer:
         self.tokenizers.close()
         if self._forwarded is not None:
             self._forwarded.flush()
-
-
-def _check_free(host: str, port: int, problem: str) -> None:
-    """Raise OSError(``problem``) if ``host:port`` cannot be bound (gRPC would first log a core error line)."""
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: a port in TIME_WAIT is free
-        try:
-            probe.bind((host.strip("[]"), port))
-        except OSError:
-            raise OSError(problem) from None
 
 
 def _credentials(security: SecurityConfig) -> grpc.ServerCredentials:
