@@ -39,10 +39,9 @@ def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_e
                 answers.append(client.rerank("how do plants make energy", DOCS))
         for answer in answers:
             assert [(d.index, d.score) for d in answer.results] == [(d.index, d.score) for d in expected.results]
-        http_port = next(json.loads(line)["message"].split()[2].rstrip(":").rsplit(":", 1)[1] for line in server.output if "HTTP on" in line)
         ok = 'rerank_requests_total{code="OK",method="Rerank"} 16.0'
         for _ in range(200):  # polls: front ends report their requests to the engine a few times a second
-            text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+            text = urllib.request.urlopen(f"{server.http_url}/metrics", timeout=10).read().decode()
             if ok in text:
                 break
             time.sleep(0.05)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import signal
+import threading
 import time
 import urllib.request
 from collections import Counter
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from rerank_client import AsyncRerankClient, RerankError
@@ -90,6 +93,55 @@ def test_sigterm_under_a_flood_of_plain_stubs_ends_no_call_cancelled(run: int) -
         asyncio.run(scenario())
         assert server.proc.wait(10) == 0
     assert set(outcomes) == {"OK", "UNAVAILABLE"}, outcomes
+
+
+def test_sigterm_with_http_keep_alive_clients_answers_or_refuses_and_resets_none(tiny_cross_encoder: Any) -> None:
+    """Keep-alive HTTP clients through a SIGTERM: 8 in closed loops (reconnecting at each 503 and its
+    Connection: close) and 4 idle on open connections. Every request sent gets an answer (200, or 503
+    while draining), every idle connection is closed with a FIN, and at the end callers find the port
+    closed (a refusal, nothing sent): no connection is reset (before: ConnectionResetError in most runs).
+    Front-end processes close their HTTP ports with the same code (``HttpApi.stop``)."""
+    with ServerProcess("--model", f"tiny={tiny_cross_encoder}", "--http-port", "0", "--device", "sim:50,0") as server:
+        assert server.proc is not None
+        host, port = server.http_url.removeprefix("http://").rsplit(":", 1)
+        body = json.dumps({"query": "q", "documents": DOCS})
+        idle = []
+        for _ in range(4):
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            connection.request("POST", "/v1/rerank", body, {"content-type": "application/json"})
+            assert connection.getresponse().read() and connection.sock is not None  # kept alive
+            idle.append(connection)
+        outcomes: Counter[str] = Counter()
+
+        def caller() -> None:
+            with httpx.Client(base_url=server.http_url, timeout=60) as client:
+                for _ in range(100_000):  # until the port is closed; bounded all the same
+                    try:
+                        outcomes[str(client.post("/v1/rerank", content=body, headers={"content-type": "application/json"}).status_code)] += 1
+                    except httpx.ConnectError:
+                        outcomes["port closed"] += 1
+                        return
+                    except httpx.HTTPError as exc:
+                        outcomes[f"{type(exc).__name__}: {exc}"] += 1
+                        return
+
+        callers = [threading.Thread(target=caller) for _ in range(8)]
+        for thread in callers:
+            thread.start()
+        while outcomes["200"] < 40:  # under load
+            time.sleep(0.01)
+        assert server.terminate() == 0
+        for thread in callers:
+            thread.join(60)
+        closed = []
+        for connection in idle:
+            assert connection.sock is not None
+            try:
+                closed.append(connection.sock.recv(1) == b"")  # FIN: read as the end of the stream
+            except ConnectionResetError:
+                closed.append(False)
+    assert closed == [True] * 4
+    assert outcomes["port closed"] == 8 and set(outcomes) <= {"200", "503", "port closed"}, outcomes
 
 
 def test_sigkill_of_one_replica_under_load_loses_no_request() -> None:

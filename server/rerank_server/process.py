@@ -13,13 +13,19 @@ from types import TracebackType
 from .logs import READY
 
 
-def _ready_target(line: str) -> str | None:
-    """The target a ready line (plain, or a JSON log record) announces; None for any other line."""
+def _message(line: str) -> str:
+    """A log line's message: the line itself, or a JSON log record's ``message``."""
     if line.startswith("{"):
         try:
-            line = str(json.loads(line).get("message", ""))
+            return str(json.loads(line).get("message", ""))
         except ValueError:
-            return None
+            return ""
+    return line
+
+
+def _ready_target(line: str) -> str | None:
+    """The target a ready line (plain, or a JSON log record) announces; None for any other line."""
+    line = _message(line)
     return line.split()[-1] if line.startswith(READY) else None
 
 
@@ -55,6 +61,15 @@ class ServerProcess:
             if ready:
                 self.target = ready
                 return self
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP API (started with ``--http-port``), as the start-up log names it."""
+        for line in self.output:
+            _, found, rest = _message(line).partition("HTTP on http")
+            if found:
+                return "http" + rest.split()[0].rstrip(":")
+        raise RuntimeError("the server announced no HTTP port: start it with --http-port")
 
     def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

@@ -7,7 +7,7 @@ class BatchingError(Exception):
     """Base class of the batcher's own failures (not the model's).
 
     Messages are stable (the same refusal reads the same whatever the queue held), so that load testers
-    and log tools group them; the live numbers are in :attr:`details`.
+    and log tools group them; the live numbers are in :attr:`details` (HTTP sends them as headers).
     """
 
     @property

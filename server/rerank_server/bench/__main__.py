@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("onnx", "float32"),
         ("onnx", "int8"),
         ("openvino", "float32"),
-        *([("openvino", "bfloat16")] if bf16 else []),
+        *([("openvino", "bfloat16")] if cpu_has_fast_bf16() else []),  # OpenVINO refuses it elsewhere
         ("openvino", "int8"),
     ]
     if cuda:

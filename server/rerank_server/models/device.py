@@ -94,14 +94,24 @@ def resolve_backend(requested: str, device: str, cross_encoder: bool) -> str:
     return "openvino" if device == "cpu" and cross_encoder and openvino_installed() else "torch"
 
 
+# The CPU flags (as /proc/cpuinfo names them) that compute each low precision natively.
+_NATIVE_FLAGS = {"bfloat16": (" avx512_bf16", " amx_bf16"), "float16": (" avx512_fp16", " amx_fp16")}
+_NATIVE = {"bfloat16": "AVX512-BF16 or AMX", "float16": "AVX512-FP16 or AMX-FP16"}
+
+
 @cache
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bf16 pays off on it."""
+def cpu_computes(precision: str) -> bool:
+    """Whether this CPU computes ``precision`` (bfloat16 or float16) natively, so it pays off on it."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return any(flag in flags for flag in (" avx512_bf16", " amx_bf16"))
+    return any(flag in flags for flag in _NATIVE_FLAGS[precision])
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bf16 pays off on it."""
+    return cpu_computes("bfloat16")
 
 
 # What each exported-graph backend can run; the torch model they are exported from stays float32.
@@ -120,6 +130,12 @@ def resolve_precision(requested: str, device: str, backend: str = "torch") -> Pr
             requested = "bfloat16" if backend == "openvino" and cpu_has_fast_bf16() else "float32"
         if requested not in allowed:
             raise ValueError(f"--backend {backend} runs {' or '.join(allowed)}, not --dtype {requested}; pick one of those or --backend torch")
+        if backend == "openvino" and requested in ("bfloat16", "float16") and not cpu_computes(requested):
+            # OpenVINO would take the hint and quietly run float32: the model would be served as what it is not.
+            raise ValueError(
+                f"--backend openvino --dtype {requested} needs a CPU that computes {requested} ({_NATIVE[requested]}); this one "
+                "has none, so OpenVINO would run float32: use --dtype auto, float32 or int8"
+            )
         return Precision(requested, torch.float32)
     if requested == "auto":
         if device.startswith("cuda"):

@@ -40,7 +40,7 @@ from ..engine.results import EmbedResult
 from ..models import ModelKind, Normalization
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
-from .http_connections import uvicorn_options
+from .http_connections import accept_queue, refuse_new_connections, uvicorn_options
 from .http_models import (
     CohereRerankRequest,
     NimRankingRequest,
@@ -105,6 +105,7 @@ class HttpFrontDoor:
         self.security = security
         self.port: int | None = None
         self._server: Any = None
+        self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
         self.app = Starlette(
             routes=[
@@ -152,11 +153,18 @@ class HttpFrontDoor:
                 await self._task  # re-raise why it failed
             await asyncio.sleep(0.005)
         self.port = int(sock.getsockname()[1])
+        self._sock = sock
         return self.port
 
     async def stop(self) -> None:
-        """Finish the requests in progress and stop listening."""
+        """Stop listening without resetting a connection that reached the server (see
+        ``http_connections``), finish the requests in progress, and close the connections."""
         if self._server is not None and self._task is not None:
+            if self._sock is not None and refuse_new_connections(self._sock):
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 1.0
+                while accept_queue(self._sock) and loop.time() < deadline:
+                    await asyncio.sleep(0.005)  # the event loop accepts them (and answers their requests)
             self._server.should_exit = True
             await self._task
 
@@ -509,18 +517,21 @@ async def _disconnected(request: Request) -> None:
 
 def _error(method: str, code: grpc.StatusCode, message: str, exc: BaseException) -> Response:
     """An error in the shape of the API that was called: TEI's {error, error_type}, Cohere's and the
-    others' {message}; 413 and 415 where HTTP has them, and 429 with ``Retry-After``."""
+    others' {message}; 413 and 415 where HTTP has them, and 429 with ``Retry-After``.
+
+    The body of one kind of refusal is the same bytes every time: load testers (AIPerf) group errors by
+    the whole body, so the live numbers behind a refusal (places free, seconds of work ahead) travel as
+    ``x-rerank-*`` headers instead."""
     status = 413 if isinstance(exc, BodyTooLarge) else 415 if isinstance(exc, UnsupportedMediaType) else http_status(code)
     headers = {}
     if status == 429:
         headers["Retry-After"] = str(_retry_after(exc))
-    details = exc.details if isinstance(exc, BatchingError) else {}
+    if isinstance(exc, BatchingError):
+        headers |= {f"x-rerank-{key.replace('_', '-')}": str(value) for key, value in exc.details.items()}
     if method in ("POST /rerank", "POST /embed"):  # TEI's routes answer errors in TEI's shape
         body: dict[str, Any] = {"error": message, "error_type": _TEI_ERROR_TYPES.get(status, "Backend")}
     else:
         body = {"message": message, "error": {"code": code.name, "message": message}}
-    if details:
-        body["details"] = details
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -166,7 +166,6 @@ class ErrorResponse(BaseModel):
 
     message: str
     error: dict[str, str] | None = None
-    details: dict[str, Any] | None = None
 
 
 def parse(model: type[M], body: Any) -> M:
