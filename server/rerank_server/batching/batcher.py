@@ -386,8 +386,11 @@ class MicroBatcher(Generic[P, R]):
 
     async def _run_batch(self, batch: list[WorkItem[P]], tokens: int, lane: Lane[P, R]) -> None:
         started = self._clock()
+        # Per-request bookkeeping is done once per request of the batch, not once per item.
+        counts: dict[Ticket[Any], int] = {}
         for item in batch:
-            ticket = item.ticket
+            counts[item.ticket] = counts.get(item.ticket, 0) + 1
+        for ticket in counts:
             if ticket.started_at is None:
                 ticket.started_at = started
                 group = ticket.claim.group
@@ -399,20 +402,21 @@ class MicroBatcher(Generic[P, R]):
             self._in_flight_cost -= tokens
         finished = self._clock()
         failed = any(isinstance(o, _Failure) for o in outcomes)
-        self._record(batch, tokens, finished - started, failed=failed)
+        self._record(batch, counts, tokens, finished - started, failed=failed)
         if not failed:
             # Its service time: from when the model could start on it (the previous batch back) to done.
             self.speed.observe(tokens, finished - max(started, lane.last_finished))
+        else:
+            for item, outcome in zip(batch, outcomes):
+                if isinstance(outcome, _Failure) and not item.ticket.abandoned:
+                    self._abandon(item.ticket, outcome.error)
         lane.last_finished = finished
         for item, outcome in zip(batch, outcomes):
-            ticket = item.ticket
+            item.ticket.results[item.index] = outcome  # a failed or abandoned ticket's are never read
+        for ticket, count in counts.items():
             if ticket.abandoned:
                 continue
-            if isinstance(outcome, _Failure):
-                self._abandon(ticket, outcome.error)
-                continue
-            ticket.results[item.index] = outcome
-            ticket.remaining -= 1
+            ticket.remaining -= count
             if ticket.remaining == 0:
                 ticket.finished_at = finished
                 self._live.pop(ticket, None)
@@ -425,13 +429,16 @@ class MicroBatcher(Generic[P, R]):
         batch still gets its scores) or because it is too big for the device (CUDA out of memory: the
         halves fit). Items of requests that already failed or went away are not run again.
         """
-        live = [item for item in items if not item.ticket.abandoned]
+        gone = {ticket for ticket in {item.ticket for item in items} if ticket.abandoned}
+        live = [item for item in items if item.ticket not in gone] if gone else items
         if not live:
             return [_Failure(BatcherClosed("request abandoned"))] * len(items)
         try:
             results = await lane.run([item.payload for item in live])
             if len(results) != len(live):
                 raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(live)}")
+            if live is items:
+                return list(results)  # every item ran: the results are the outcomes, in order
             by_item: dict[int, Any] = {id(item): result for item, result in zip(live, results)}
         except Exception as exc:  # a model failure: isolate it, the loop goes on
             self.stats.failed_calls += 1
@@ -444,10 +451,10 @@ class MicroBatcher(Generic[P, R]):
             by_item = {id(item): outcome for item, outcome in zip(live, halves)}
         return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 
-    def _record(self, batch: list[WorkItem[P]], tokens: int, duration: float, failed: bool) -> None:
+    def _record(self, batch: list[WorkItem[P]], counts: dict[Ticket[Any], int], tokens: int, duration: float, failed: bool) -> None:
         padded = len(batch) * max(item.cost for item in batch)
-        for item in batch:
-            self.stats.served_pairs[item.ticket.claim.group] += 1
+        for ticket, count in counts.items():
+            self.stats.served_pairs[ticket.claim.group] += count
         self.stats.batches += 1
         self.stats.batched_items += len(batch)
         self.stats.batch_tokens += tokens

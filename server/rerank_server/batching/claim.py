@@ -8,7 +8,7 @@ through the engine to the queue, instead of three positional arguments at every 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Priority(enum.IntEnum):
@@ -36,10 +36,11 @@ class Claim:
     tenant: str = ""
     default_deadline: bool = False
 
-    @property
-    def group(self) -> tuple[int, str]:
-        """(priority, tenant): whose turn the scheduler tracks."""
-        return (self.priority, self.tenant)
+    group: tuple[int, str] = field(init=False, repr=False, compare=False)
+    """(priority, tenant): whose turn the scheduler tracks (kept, not rebuilt: the queue reads it per item)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group", (self.priority, self.tenant))
 
 
 NO_CLAIM = Claim()

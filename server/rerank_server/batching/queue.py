@@ -110,13 +110,14 @@ class WorkQueue:
             return
         ticket = items[0].ticket
         self.check_room(len(items), ticket.claim.tenant)
+        keys, costs, by_cost = self._keys, self._costs, self._by_cost
         for item in items:
-            position = bisect.bisect_right(self._keys, item.key)
-            self._keys.insert(position, item.key)
-            self._costs.insert(position, item.cost)
-            self._by_cost.insert(position, item)
-            self._by_arrival.append(item)
-            self._counted(item, +1)
+            position = bisect.bisect_right(keys, item.key)
+            keys.insert(position, item.key)
+            costs.insert(position, item.cost)
+            by_cost.insert(position, item)
+        self._by_arrival.extend(items)
+        self._count(ticket.claim, len(items), sum(item.cost for item in items))
         self._tickets[ticket] = list(items)
         self._left[ticket] = len(items)
 
@@ -216,21 +217,30 @@ class WorkQueue:
             for position in reversed(positions):
                 items.append(self._by_cost[position])
                 del self._by_cost[position], self._keys[position], self._costs[position]
+        # The running totals change once per ticket, not once per item (a batch holds thousands).
+        left: dict[Ticket[Any], list[int]] = {}  # ticket: [items, cost] taken
         for item in items:
-            self._counted(item, -1)
-
-    def _counted(self, item: WorkItem[Any], sign: int) -> None:
-        """Keep the running totals (cost, per caller, per priority, per ticket) as ``item`` enters or leaves."""
-        ticket = item.ticket
-        self._total_cost += sign * item.cost
-        claim = ticket.claim
-        self._tenant_items[claim.tenant] = self._tenant_items.get(claim.tenant, 0) + sign
-        self._group_cost[claim.group] = self._group_cost.get(claim.group, 0) + sign * item.cost
-        if sign < 0:
             item.queued = False
-            self._left[ticket] -= 1
-            if not self._left[ticket]:
+            taken = left.get(item.ticket)
+            if taken is None:
+                left[item.ticket] = [1, item.cost]
+            else:
+                taken[0] += 1
+                taken[1] += item.cost
+        for ticket, (count, cost) in left.items():
+            self._count(ticket.claim, -count, -cost)
+            remaining = self._left[ticket] - count
+            if remaining:
+                self._left[ticket] = remaining
+            else:
                 del self._left[ticket], self._tickets[ticket]
+
+    def _count(self, claim: Claim, items: int, cost: int) -> None:
+        """Keep the running totals (cost, per caller, per priority) as ``items`` of ``claim`` costing
+        ``cost`` enter (positive) or leave (negative)."""
+        self._total_cost += cost
+        self._tenant_items[claim.tenant] = self._tenant_items.get(claim.tenant, 0) + items
+        self._group_cost[claim.group] = self._group_cost.get(claim.group, 0) + cost
 
     def _take_oldest(self, count: int) -> list[WorkItem[Any]]:
         batch: list[WorkItem[Any]] = []

@@ -69,19 +69,21 @@ class Ticket(Generic[R]):
         return self.deadline is not None and now >= self.deadline
 
 
-@dataclass(eq=False)
 class WorkItem(Generic[P]):
-    """One unit of model work (a query-document pair, or a text to embed) of one ticket."""
+    """One unit of model work (a query-document pair, or a text to embed) of one ticket.
 
-    payload: P
-    cost: int  # tokens the model reads for it: what padding is measured in
-    ticket: Ticket[Any]
-    index: int  # position in the ticket's results
-    arrived: float
-    seq: int = field(default_factory=lambda: next(_sequence))
-    queued: bool = True
+    A plain class with slots: the engine makes one per pair and reads a few fields of each several
+    times, so it is kept to the attributes it needs (a dataclass's factory call per item showed up).
+    """
 
-    @property
-    def key(self) -> tuple[int, int]:
-        """Sort key: by cost, then first come first."""
-        return (self.cost, self.seq)
+    __slots__ = ("payload", "cost", "ticket", "index", "arrived", "seq", "key", "queued")
+
+    def __init__(self, payload: P, cost: int, ticket: Ticket[Any], index: int, arrived: float) -> None:
+        self.payload = payload
+        self.cost = cost  # tokens the model reads for it: what padding is measured in
+        self.ticket = ticket
+        self.index = index  # position in the ticket's results
+        self.arrived = arrived
+        self.seq = next(_sequence)
+        self.key = (cost, self.seq)  # sort key: by cost, then first come first
+        self.queued = True
