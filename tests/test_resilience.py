@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
 
-from rerank_client import AsyncRerankClient, RerankError
+from rerank_client import AsyncRerankClient, RerankClient, RerankError
 from tests.processes import DOCS, ServerProcess, free_port, keep_calling
 
 
@@ -142,6 +146,53 @@ def test_sigterm_with_http_keep_alive_clients_answers_or_refuses_and_resets_none
                 closed.append(False)
     assert closed == [True] * 4
     assert outcomes["port closed"] == 8 and set(outcomes) <= {"200", "503", "port closed"}, outcomes
+
+
+# A client that opens COUNT connections to PORT and sends nothing on them, says how many it opened, and
+# holds them until its stdin closes.
+_SILENT_CLIENT = """
+import socket, sys
+held = []
+for _ in range(int(sys.argv[2])):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30))
+    except OSError:
+        break
+print(len(held), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_more_silent_http_connections_than_descriptors_leave_grpc_serving(tiny_cross_encoder: Any) -> None:
+    """Two clients of 3,000 connections each that send nothing, against a server allowed 4,096 file
+    descriptors (the probe's 2 x 10,000 against 20,000, scaled down: before, the process ran out and gRPC
+    calls on new and open connections timed out). HTTP holds at most its cap (half the descriptor
+    limit), so gRPC keeps the rest; the header timeout is long here, to hold them all."""
+    args = ("--model", f"tiny={tiny_cross_encoder}", "--http-port", "0", "--http-header-timeout", "600")
+    with ServerProcess(*args, max_open_files=4096) as server, RerankClient(server.target, timeout=60) as before:
+        assert server.proc is not None and before.rerank("q", DOCS).results  # a connection open before the flood
+        port = server.http_url.rsplit(":", 1)[1]
+        clients = [
+            subprocess.Popen([sys.executable, "-c", _SILENT_CLIENT, port, "3000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        try:
+            assert [int(c.stdout.readline()) for c in clients if c.stdout is not None] == [3000, 3000]
+            limit = next(int(line.split()[3]) for line in Path(f"/proc/{server.proc.pid}/limits").read_text().splitlines() if line.startswith("Max open files"))
+            held = len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+            assert limit == 4096 and held < limit, f"{held} descriptors held of {limit}"
+            # Nothing ran out on the way either: asyncio and gRPC log a failed accept.
+            assert not [line for line in server.output if "Too many open files" in line or "out of system resource" in line]
+            assert before.rerank("q", DOCS).results
+            with RerankClient(server.target, timeout=60) as after:  # a new connection
+                assert after.rerank("q", DOCS).results
+        finally:
+            for client in clients:
+                assert client.stdin is not None
+                client.stdin.close()
+                client.wait(60)
+        with httpx.Client(base_url=server.http_url, timeout=60) as http:  # and HTTP serves once they are gone
+            assert http.post("/v1/rerank", json={"query": "q", "documents": DOCS}).status_code == 200
 
 
 def test_sigkill_of_one_replica_under_load_loses_no_request() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import resource
 import signal
 import subprocess
 import sys
@@ -32,9 +33,10 @@ def _ready_target(line: str) -> str | None:
 class ServerProcess:
     """``rerank-server`` in a child process on a free loopback port; entering waits for its ready line."""
 
-    def __init__(self, *args: str, ready_timeout: float = 120.0, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, ready_timeout: float = 120.0, env: dict[str, str] | None = None, max_open_files: int | None = None) -> None:
         self.args = ["--host", "127.0.0.1", "--port", "0", *args]
         self.env = env
+        self.max_open_files = max_open_files  # the child's descriptor limit (soft and hard); None: this process's
         self.ready_timeout = ready_timeout
         self.target = ""
         self.output: list[str] = []
@@ -48,6 +50,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
+            preexec_fn=None if self.max_open_files is None else self._limit_descriptors,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         while True:
@@ -70,6 +73,10 @@ class ServerProcess:
             if found:
                 return "http" + rest.split()[0].rstrip(":")
         raise RuntimeError("the server announced no HTTP port: start it with --http-port")
+
+    def _limit_descriptors(self) -> None:
+        assert self.max_open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

@@ -40,7 +40,7 @@ from ..engine.results import EmbedResult
 from ..models import ModelKind, Normalization
 from .auth import REFUSAL, BearerTokens, caller_name
 from .errors import RequestError, invalid, to_status
-from .http_connections import accept_queue, refuse_new_connections, uvicorn_options
+from .http_connections import accept_burst, accept_queue, refuse_new_connections, uvicorn_options
 from .http_models import (
     CohereRerankRequest,
     NimRankingRequest,
@@ -138,7 +138,7 @@ class HttpFrontDoor:
         except OSError as exc:
             sock.close()
             raise OSError(f"cannot listen for HTTP on {host}:{port} ({exc.strerror}); pick another --http-port") from None
-        sock.listen(2048)
+        sock.listen(accept_burst())
         tls: dict[str, Any] = {}
         if self.security.tls_cert:
             tls = {"ssl_certfile": self.security.tls_cert, "ssl_keyfile": self.security.tls_key}

@@ -36,6 +36,15 @@ def default_max_connections() -> int:
     return max(64, soft // 2)
 
 
+def accept_burst() -> int:
+    """The listening socket's backlog, which is also how many connections asyncio accepts at a time
+    before any of them is counted against the cap (a connection over it is closed an iteration later).
+    An eighth of the descriptor limit keeps the cap plus two bursts under it: with 2,048 against 4,096
+    descriptors, a flood of silent connections took every one of them, gRPC's included (measured)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(64, min(2048, soft // 8))
+
+
 def raise_descriptor_limit() -> None:
     """Raise the soft file-descriptor limit to the hard one (often 1,024 against 1,048,576): a server
     holding thousands of connections needs them, and the hard limit is what the operator allowed."""
@@ -145,4 +154,4 @@ def guarded_protocol(header_timeout_s: float, max_connections: int) -> type[asyn
 
 def uvicorn_options(header_timeout_s: float, max_connections: int | None) -> dict[str, Any]:
     """The uvicorn.Config arguments that apply these limits."""
-    return {"http": guarded_protocol(header_timeout_s, max_connections or default_max_connections())}
+    return {"http": guarded_protocol(header_timeout_s, max_connections or default_max_connections()), "backlog": accept_burst()}
