@@ -8,6 +8,22 @@ from typing import Any
 import pytest
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the benchmark's smoke run in the background when it is among the tests to run: it spends
+    minutes starting servers, one core at a time, and the other tests run meanwhile."""
+    from tests.server.bench import test_bench_smoke
+
+    if any(item.nodeid == test_bench_smoke.NODE for item in session.items):
+        test_bench_smoke.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the smoke run if the session ended before its test waited for it."""
+    from tests.server.bench import test_bench_smoke
+
+    test_bench_smoke.stop()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """grpc.aio runs on asyncio only."""
