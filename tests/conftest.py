@@ -1,4 +1,5 @@
-"""Shared pytest configuration: async tests run on asyncio through anyio's pytest plugin."""
+"""Shared pytest configuration: async tests run on asyncio through anyio's pytest plugin, and the
+benchmark's smoke run goes in the background for the whole session."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The smoke run's test goes last: it only waits for the run, which then has had the whole session."""
+    from tests.server.bench import test_bench_smoke
+
+    items.sort(key=lambda item: item.nodeid == test_bench_smoke.NODE)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

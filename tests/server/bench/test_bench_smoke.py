@@ -2,7 +2,7 @@
 
 The run takes minutes, most of them starting servers (each a single-threaded import of torch and
 sentence-transformers), so it starts in the background when the session has collected this test
-(``tests/conftest.py``) and runs beside the other tests; the test only waits for it and checks it.
+(``tests/conftest.py``) and runs beside the other tests; its test runs last, waits for it and checks it.
 """
 
 from __future__ import annotations
