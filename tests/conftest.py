@@ -21,7 +21,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     minutes starting servers, one core at a time, and the other tests run meanwhile."""
     from tests.server.bench import test_bench_smoke
 
-    if any(item.nodeid == test_bench_smoke.NODE for item in session.items):
+    if not session.config.option.collectonly and any(item.nodeid == test_bench_smoke.NODE for item in session.items):
         test_bench_smoke.start()
 
 
