@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--error-on-truncation", action="store_true", help="fail instead of truncating documents longer than the model reads")
     rank.add_argument("--windows", action="store_true", help="score documents longer than the model reads in overlapping windows instead of truncating them")
     rank.add_argument("--aggregation", choices=["max", "mean", "first"], default="max", help="with --windows: how window scores make a document's score (default %(default)s)")
+    rank.add_argument(
+        "--instruction",
+        default="",
+        help="what the documents are judged for, for an instruction-following reranker such as Qwen3-Reranker (default: the model's own)",
+    )
     rank.add_argument("--json", action="store_true", help="print a JSON list of {index, rank, score, text, truncated, windows} objects")
     rank.set_defaults(run=_run_rank)
 
@@ -154,6 +159,7 @@ def _run_rank(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
             error_on_truncation=args.error_on_truncation,
             windows=args.windows,
             aggregation=args.aggregation,
+            instruction=args.instruction,
         )
     if args.json:
         rows = [
@@ -180,7 +186,10 @@ def _run_models(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         b = m.batching
         default = " (default)" if m.is_default else ""
         out.write(
-            f"{m.name}{default}: {m.kind} from {m.source}, max {m.max_seq_length} tokens, {m.device}/{m.dtype}/{m.backend}; "
+            f"{m.name}{default}: {m.kind} from {m.source}, max {m.max_seq_length} tokens, {m.device}/{m.dtype}/{m.backend}"
+            + (f", {m.memory_bytes / 2**20:,.0f} MiB" if m.memory_bytes else "")
+            + ("; takes an instruction" if m.takes_instruction else "")
+            + "; "
             f"batches of <= {b.max_batch_size} pairs / {b.max_batch_tokens} tokens / {b.max_wait_ms:g} ms; "
             f"admits what can finish by its deadline (default {b.default_deadline_s:g} s"
             + (f", at most {b.max_request_time_s:g} s" if b.max_request_time_s else "")

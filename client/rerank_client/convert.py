@@ -60,6 +60,7 @@ def rerank_request(query: str, documents: Sequence[str], **o: Unpack[RerankOptio
         request_id=o.get("request_id", ""),
         windowing=pb.Windowing(enabled=o.get("windows", False), overlap_tokens=o.get("window_overlap", 0), aggregation=AGGREGATIONS[aggregation]),
         priority=_priority(o.get("priority", "interactive")),
+        instruction=o.get("instruction", ""),
     )
 
 
@@ -72,6 +73,7 @@ def score_request(pairs: Iterable[tuple[str, str]], **o: Unpack[ScoreOptions]) -
         error_on_truncation=o.get("error_on_truncation", False),
         request_id=o.get("request_id", ""),
         priority=_priority(o.get("priority", "interactive")),
+        instruction=o.get("instruction", ""),
     )
 
 
@@ -158,6 +160,8 @@ def model_list(msg: pb.ListModelsResponse) -> ModelList:
                 ),
                 is_default=m.is_default,
                 backend=m.backend or "torch",
+                takes_instruction=m.takes_instruction,
+                memory_bytes=m.memory_bytes,
             )
             for m in msg.models
         ],

@@ -17,6 +17,9 @@ class ScoreOptions(TypedDict, total=False):
         request_id: echoed in the response and the server's request log.
         priority: "interactive" (the default: someone waits) or "bulk" (goes after interactive work,
             keeps a share of the model, never waits past the server's bound).
+        instruction: what the documents are judged for, for an instruction-following reranker such as
+            Qwen3-Reranker (left out: the model's default; ``ModelInfo.takes_instruction`` says whether a
+            model takes one; one that does not refuses it with INVALID_ARGUMENT).
     """
 
     model: str
@@ -24,6 +27,7 @@ class ScoreOptions(TypedDict, total=False):
     error_on_truncation: bool
     request_id: str
     priority: str
+    instruction: str
 
 
 class RerankOptions(ScoreOptions, total=False):

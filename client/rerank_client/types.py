@@ -92,6 +92,8 @@ class ModelInfo:
     batching: BatchingLimits
     is_default: bool
     backend: str = "torch"  # what runs the network: torch, onnx or openvino
+    takes_instruction: bool = False  # requests may give it an instruction (Qwen3-Reranker and kin)
+    memory_bytes: int = 0  # what its weights take on its device
 
 
 @dataclass(frozen=True)

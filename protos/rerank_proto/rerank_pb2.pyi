@@ -134,6 +134,7 @@ class RerankRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     WINDOWING_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    INSTRUCTION_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     top_k: _builtins.int
     """How many results to return, best first; 0 returns all of them."""
@@ -156,6 +157,12 @@ class RerankRequest(_message.Message):
     """How urgently the answer is wanted. Unset is interactive; bulk work goes after interactive work but
     keeps a share of the model and never waits past a bound (see the README, Mixed traffic).
     """
+    instruction: _builtins.str
+    """What the documents are judged for, for an instruction-following reranker (Qwen3-Reranker and
+    kin, or a model saved with prompts; ModelInfo.takes_instruction): e.g. "Given a bug report,
+    retrieve the code that fixes it". It may also name one of the model's saved prompts. Empty uses
+    the model's default. A model that takes none refuses it with INVALID_ARGUMENT.
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -177,10 +184,11 @@ class RerankRequest(_message.Message):
         request_id: _builtins.str = ...,
         windowing: Global___Windowing | None = ...,
         priority: Global___Priority.ValueType = ...,
+        instruction: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["windowing", b"windowing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "priority", b"priority", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k", "windowing", b"windowing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "error_on_truncation", b"error_on_truncation", "instruction", b"instruction", "model", b"model", "normalization", b"normalization", "priority", b"priority", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k", "windowing", b"windowing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -424,12 +432,15 @@ class ScoreRequest(_message.Message):
     ERROR_ON_TRUNCATION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    INSTRUCTION_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model to use; empty picks the default."""
     normalization: Global___Normalization.ValueType
     error_on_truncation: _builtins.bool
     request_id: _builtins.str
     priority: Global___Priority.ValueType
+    instruction: _builtins.str
+    """As RerankRequest.instruction, for every pair."""
     @_builtins.property
     def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pair]: ...
     def __init__(
@@ -441,10 +452,11 @@ class ScoreRequest(_message.Message):
         error_on_truncation: _builtins.bool = ...,
         request_id: _builtins.str = ...,
         priority: Global___Priority.ValueType = ...,
+        instruction: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_on_truncation", b"error_on_truncation", "model", b"model", "normalization", b"normalization", "pairs", b"pairs", "priority", b"priority", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_on_truncation", b"error_on_truncation", "instruction", b"instruction", "model", b"model", "normalization", b"normalization", "pairs", b"pairs", "priority", b"priority", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -572,6 +584,8 @@ class ModelInfo(_message.Message):
     BATCHING_FIELD_NUMBER: _builtins.int
     IS_DEFAULT_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
+    TAKES_INSTRUCTION_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name requests use in RerankRequest.model."""
     kind: Global___ModelKind.ValueType
@@ -587,6 +601,10 @@ class ModelInfo(_message.Message):
     """Requests with an empty model name go to this model."""
     backend: _builtins.str
     """What runs the network: "torch", "onnx" (ONNX Runtime) or "openvino"."""
+    takes_instruction: _builtins.bool
+    """Whether requests may give it an instruction (RerankRequest.instruction)."""
+    memory_bytes: _builtins.int
+    """The memory its weights take on its device, in bytes."""
     @_builtins.property
     def batching(self) -> Global___BatchingLimits: ...
     def __init__(
@@ -601,10 +619,12 @@ class ModelInfo(_message.Message):
         batching: Global___BatchingLimits | None = ...,
         is_default: _builtins.bool = ...,
         backend: _builtins.str = ...,
+        takes_instruction: _builtins.bool = ...,
+        memory_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "batching", b"batching", "device", b"device", "dtype", b"dtype", "is_default", b"is_default", "kind", b"kind", "max_seq_length", b"max_seq_length", "name", b"name", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "batching", b"batching", "device", b"device", "dtype", b"dtype", "is_default", b"is_default", "kind", b"kind", "max_seq_length", b"max_seq_length", "memory_bytes", b"memory_bytes", "name", b"name", "source", b"source", "takes_instruction", b"takes_instruction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

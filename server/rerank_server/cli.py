@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
 from collections.abc import Sequence
@@ -13,7 +14,8 @@ from .batching import FairShare
 from .engine.settings import STRATEGIES, AdmissionConfig, BatchingConfig, RequestLimits
 from .models.bundled import BUNDLED_NAME
 from .models.device import BACKENDS, PRECISIONS, device_kind
-from .models.loading import DEFAULT_MODEL, parse_model_arg
+from .models.decoder import PrefixReuse, ScoreSpec
+from .models.loading import DEFAULT_MODEL, ModelSpec, parse_model_arg
 from .service.settings import ConnectionConfig, SecurityConfig, ServerConfig
 
 def env_name(dest: str) -> str:
@@ -255,6 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     models.add_argument(
+        "--score-tokens",
+        action="append",
+        dest="score_tokens",
+        default=[],
+        metavar="NAME=TRUE[,FALSE][,bias=B]",
+        help=(
+            "for a decoder reranker (a causal language model, e.g. Qwen3-Reranker): the tokens its score reads at the "
+            "pair's last position, logit(TRUE) - logit(FALSE) (TRUE's alone without FALSE), plus B; tokens by text or id. "
+            "Default: the model's own LogitScore module (sentence-transformers 5.4+ layout), else yes,no. Repeatable, per model"
+        ),
+    )
+    models.add_argument(
+        "--prefix-reuse",
+        default=PrefixReuse.AUTO.value,
+        choices=[p.value for p in PrefixReuse],
+        help=(
+            "decoder rerankers: compute the ids all documents of a request share (template, instruction, query) once and "
+            "run each document against their cached keys and values; auto does it when it saves at least a fifth of a "
+            "batch's tokens (default %(default)s)"
+        ),
+    )
+    models.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="allow models whose repository ships its own Python code; only for code you have read",
@@ -394,13 +418,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_decoder_options(specs: tuple[ModelSpec, ...], score_tokens: Sequence[str], reuse: PrefixReuse) -> tuple[ModelSpec, ...]:
+    """``specs`` with their ``--score-tokens NAME=...`` and ``--prefix-reuse``; ValueError for a bad one."""
+    scores: dict[str, ScoreSpec] = {}
+    for value in score_tokens:
+        name, sep, spec = (part.strip() for part in value.partition("="))
+        if not sep or name not in [s.name for s in specs]:
+            raise ValueError(f"--score-tokens {value!r}: give NAME=TRUE[,FALSE][,bias=B], where NAME is a served model ({', '.join(s.name for s in specs)})")
+        scores[name] = ScoreSpec.parse(spec)
+    return tuple(dataclasses.replace(s, score=scores.get(s.name), prefix_reuse=reuse) for s in specs)
+
+
 def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     """Parse ``argv`` into a ServerConfig; bad values exit with a usage message naming the flag."""
     parser = build_parser()
     args = parser.parse_args(argv)
     raw_models = args.models or args.env_models or [DEFAULT_MODEL]
     try:
-        specs = tuple(parse_model_arg(m) for m in raw_models)
+        specs = with_decoder_options(tuple(parse_model_arg(m) for m in raw_models), args.score_tokens, PrefixReuse(args.prefix_reuse))
         kind = device_kind(args.device, args.backend)
         batching = BatchingConfig.for_device(
             kind,

@@ -9,6 +9,7 @@ its scores are not meaningful rankings, which no throughput figure depends on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..models.bundled import bundled_model_dir
 
@@ -152,4 +153,119 @@ def build_bert_base_cross_encoder(directory: Path, tokenizer_dir: Path, seed: in
     BertForSequenceClassification(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
     CrossEncoder(str(raw), activation_fn=torch.nn.Identity(), device="cpu").save_pretrained(str(out))
+    return out
+
+
+# A Qwen3-Reranker-style template: the instruction as the system message (a default when there is none),
+# the query and the document as messages of their own roles, the answer read after the assistant's prefix.
+QWEN3_RERANKER_TEMPLATE = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. "
+    'Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n<Instruct>: '
+    '{{ messages | selectattr("role", "eq", "system") | map(attribute="content") | first '
+    '| default("Given a web search query, retrieve relevant passages that answer the query") }}\n'
+    '<Query>: {{ messages | selectattr("role", "eq", "query") | map(attribute="content") | first }}\n'
+    '<Document>: {{ messages | selectattr("role", "eq", "document") | map(attribute="content") | first }}<|im_end|>\n'
+    "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+)
+# A bge-reranker-v2-gemma-style template: query and passage first, the instruction after them, one
+# "Yes" token read (no "No").
+GEMMA_RERANKER_TEMPLATE = (
+    '<bos>A: {{ messages | selectattr("role", "eq", "query") | map(attribute="content") | first }}\n'
+    'B: {{ messages | selectattr("role", "eq", "document") | map(attribute="content") | first }}\n'
+    '{{ messages | selectattr("role", "eq", "system") | map(attribute="content") | first | default("Given a query A and a '
+    "passage B, determine whether the passage contains an answer to the query by providing a prediction of either 'Yes' or 'No'.\") }}"
+)
+_DECODER_WORDS = (
+    "yes no Yes No the a of is and to in capital city planet red mars venus earth query document passage relevant answer "
+    "search web retrieve given judge whether meets requirements based instruct provided note can only be prediction "
+    "determine contains providing either which what how river mountain ocean science history music water light"
+).split()
+
+
+def _decoder_tokenizer(template: str, specials: list[str], max_length: int) -> object:
+    """A byte-level BPE tokenizer trained here on a small corpus (no download), with ``template`` as its
+    chat template and "yes"/"no"/"Yes"/"No" single tokens, as in the real rerankers' vocabularies."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    words = _DECODER_WORDS
+    corpus = [" ".join(words[i:] + words[:i]) for i in range(len(words))] * 20
+    corpus += ["yes", "no", "Yes", "No"] * 200 + [template] * 20
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # type: ignore[assignment]
+    tokenizer.decoder = decoders.ByteLevel()  # type: ignore[assignment]
+    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # type: ignore[call-arg]
+    tokenizer.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=specials[0], eos_token=specials[-1], model_max_length=max_length)
+    fast.chat_template = template
+    return fast
+
+
+def build_tiny_decoder_reranker(
+    directory: Path, family: str = "qwen3", seed: int = 0, max_length: int = 192, layers: int = 2, hidden: int = 32, prompts: dict[str, str] | None = None
+) -> Path:
+    """Save a decoder reranker with random weights under ``directory`` and return its path, laid out as the
+    hub's are: a causal language model, its tokenizer and chat template, and sentence-transformers'
+    ``LogitScore`` module (true/false tokens). ``family``: ``qwen3`` (Qwen3-Reranker: yes minus no, the
+    instruction as the system message) or ``gemma`` (bge-reranker-v2-gemma: "Yes" alone, the instruction
+    after the pair, a BOS token). ``prompts`` are saved with the model (the first is its default)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder.modules import LogitScore
+    from sentence_transformers.base.modules import Transformer
+
+    out = directory / f"{family}-reranker"
+    if family == "qwen3":
+        from transformers import Qwen3Config as Config, Qwen3ForCausalLM as Model
+
+        tokenizer: Any = _decoder_tokenizer(QWEN3_RERANKER_TEMPLATE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], max_length)
+        true, false, kv_heads = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no"), 2
+    elif family == "gemma":
+        from transformers import GemmaConfig as Config, GemmaForCausalLM as Model  # type: ignore[assignment]
+
+        tokenizer = _decoder_tokenizer(GEMMA_RERANKER_TEMPLATE, ["<pad>", "<bos>", "<eos>"], max_length)
+        true, false, kv_heads = tokenizer.convert_tokens_to_ids("Yes"), None, 1
+    else:
+        raise ValueError(f"family {family!r}: qwen3 or gemma")
+    config = Config(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=4,
+        num_key_value_heads=kv_heads, head_dim=hidden // 4, max_position_embeddings=4 * max_length, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, architectures=[Model.__name__],
+    )
+    torch.manual_seed(seed)
+    model = Model(config)
+    with torch.no_grad():  # spread the random scores so that rankings are not ties of near-zero values
+        model.get_output_embeddings().weight[[t for t in (true, false) if t is not None]] *= 40.0
+    raw = directory / f"{family}-hf"
+    model.save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    modules = [Transformer(str(raw), transformer_task="text-generation"), LogitScore(true_token_id=true, false_token_id=false)]
+    default = next(iter(prompts)) if prompts else None
+    cross = CrossEncoder(modules=modules, device="cpu", activation_fn=torch.nn.Identity(), prompts=prompts, default_prompt_name=default)
+    cross.save_pretrained(str(out))
+    return out
+
+
+def build_sequence_classification_conversion(causal: Path, directory: Path) -> Path:
+    """The sequence-classification conversion of the Qwen3 decoder reranker at ``causal``, made as the hub's
+    ``*-seq-cls`` checkpoints are: a one-label ``score`` layer holding the "yes" row of the head minus the
+    "no" row, so its output is the causal model's ``logit(yes) - logit(no)``."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer, Qwen3ForCausalLM, Qwen3ForSequenceClassification
+
+    source = CrossEncoder(str(causal), device="cpu")
+    score = source[1]
+    lm = Qwen3ForCausalLM.from_pretrained(str(causal))
+    config = lm.config
+    config.num_labels = 1
+    config.architectures = ["Qwen3ForSequenceClassification"]
+    converted = Qwen3ForSequenceClassification(config)
+    converted.model.load_state_dict(lm.model.state_dict())
+    with torch.no_grad():
+        head = lm.get_output_embeddings().weight
+        converted.score.weight.copy_((head[score.true_token_id] - head[score.false_token_id])[None, :])
+    out = directory / "qwen3-reranker-seq-cls"
+    converted.save_pretrained(out)
+    AutoTokenizer.from_pretrained(str(causal)).save_pretrained(out)
     return out

@@ -132,7 +132,7 @@ class _FrontEnd(asyncio.Protocol):
             if held is None:
                 raise BatchingError("this request's admission was released before its items came")
             batcher, reservation = held
-            items, costs = unpack_items((header[2], header[3]), blob)
+            items, costs = unpack_items((header[2], header[3], header[4]), blob)
             completed = await batcher.submit(items, costs, reservation=reservation)
         except asyncio.CancelledError:
             return

@@ -22,6 +22,8 @@ class Options:
             Rerank without windowing only.
         truncation_switch: how the caller's API says texts must not be cut, and how to let them be (the
             refusal names both: each API has its own field for it).
+        instruction: what the documents are judged for, for an instruction-following reranker (empty: the
+            model's default); a model that takes none refuses it.
 
     Who asks and by when (deadline, priority, caller) is the request's :class:`Claim`, apart from these.
     """
@@ -32,6 +34,7 @@ class Options:
     error_on_truncation: bool = False
     max_document_tokens: int | None = None
     truncation_switch: tuple[str, str] = ("error_on_truncation is set", "unset error_on_truncation")
+    instruction: str = ""
 
 
 @dataclass(frozen=True)

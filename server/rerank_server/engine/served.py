@@ -17,13 +17,15 @@ import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..batching import NO_CLAIM, Batcher, Claim, Completed, Reservation, SpeedEstimate, create_batcher
 from ..models import ModelInfo, ModelKind, Scorer, ScoringPlan
-from ..models.encoding import Ids
-from ..models.windows import UnscorableInput
+from ..models.encoding import CHARS_PER_TOKEN, Ids, head
+from ..models.prompts import needs_whole, plan_of
+from ..models.windows import UnscorableInput, Windowing
 from .pool import TokenizerPool
 from .results import EmbedResult, Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
 from .settings import BatchingConfig, RequestLimits
@@ -99,21 +101,29 @@ class ServedModel:
         accepted = time.monotonic()
         self._refuse_oversized([query], "the query")
         self._refuse_oversized(documents, "documents")
+        self._refuse_oversized([options.instruction], "the instruction")
+        instruction = self._instruction(options)
+        if instruction and self.scorer.chat is None:
+            query = instruction + query  # a text-pair model takes its prompt before the query, as predict does
         # Admitted (or refused) before any work: each document is at least one queued item, one more for
         # a bi-encoder's query. The reservation holds that room while the texts are tokenized.
         encoder = self.scorer.encoder
         if self.info.kind is ModelKind.BI_ENCODER:
             count, cost = len(documents) + 1, sum(encoder.estimate(len(t), pair=False) for t in (query, *documents))
         else:
-            count, cost = len(documents), sum(encoder.estimate(len(query) + len(d)) for d in documents)
+            extra = len(query) + len(instruction or "")
+            count, cost = len(documents), sum(encoder.estimate(extra + len(d)) for d in documents)
         with await self.batcher.admit(count, claim, cost) as reservation:
             windowing = options.windowing
             if windowing is not None:
                 windowing = dataclasses.replace(windowing, max_windows=self.requests.max_request_pairs)
-            query_ids, document_ids = await self._tokenize([query], documents, whole=windowing is not None)
-            if options.max_document_tokens and windowing is None:
-                document_ids = [ids[: options.max_document_tokens] for ids in document_ids]
-            plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
+            if self.scorer.chat is not None:
+                plan = await self._plan_chat(query, documents, instruction, windowing, options.max_document_tokens)
+            else:
+                query_ids, document_ids = await self._tokenize([query], documents, whole=windowing is not None)
+                if options.max_document_tokens and windowing is None:
+                    document_ids = [ids[: options.max_document_tokens] for ids in document_ids]
+                plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
             scores, completed = await self._score(plan, options, reservation, "documents")
         truncated, windows = plan.truncated, plan.windows or [1] * len(documents)
         ranked = [
@@ -122,21 +132,63 @@ class ServedModel:
         ]
         return RerankResult(self.info.name, ranked, _usage(plan), _timing(accepted, completed))
 
+    def _instruction(self, options: Options) -> str | None:
+        """The instruction this request is scored with (its own or the model's default), or refused."""
+        return self.scorer.instructions.resolve(options.instruction, self.info.name)
+
+    async def _plan_chat(
+        self, query: str, documents: Sequence[str], instruction: str | None, windowing: Windowing | None, max_document_tokens: int | None = None
+    ) -> ScoringPlan:
+        """A chat-template reranker's plan: each pair rendered and tokenized whole on the pool, then cut or
+        split into windows as sentence-transformers would (see ``models.prompts``)."""
+        chat = self.scorer.chat
+        assert chat is not None
+        if max_document_tokens and windowing is None:
+            documents = [head(d, max_document_tokens * CHARS_PER_TOKEN) for d in documents]
+        texts, cut = chat.texts(query, documents, instruction, whole=windowing is not None)
+        rendered = await self.pool.ids(self.scorer.encoder, texts)
+        again = needs_whole(rendered, cut, chat.max_length)
+        if again:
+            whole, _ = chat.texts(query, [documents[i] for i in again], instruction, whole=True)
+            for i, ids in zip(again, await self.pool.ids(self.scorer.encoder, whole)):
+                rendered[i], cut[i] = ids, False
+        return await self.pool.run(chat.plan, query, instruction, rendered, cut, windowing, max_document_tokens)
+
     async def score(self, pairs: Sequence[tuple[str, str]], options: Options = Options(), claim: Claim = NO_CLAIM) -> ScoreResult:
         """Score independent (query, document) pairs, in input order."""
         accepted = time.monotonic()
         self._refuse_oversized([t for pair in pairs for t in pair], "pairs", per_item=2)
+        self._refuse_oversized([options.instruction], "the instruction")
+        instruction = self._instruction(options)
+        if instruction and self.scorer.chat is None:
+            pairs = [(instruction + q, d) for q, d in pairs]
         encoder, cross = self.scorer.encoder, self.info.kind is ModelKind.CROSS_ENCODER
         cost = sum(encoder.estimate(len(q) + len(d)) if cross else encoder.estimate(len(q), False) + encoder.estimate(len(d), False) for q, d in pairs)
         with await self.batcher.admit(len(pairs) if cross else 1, claim, cost) as reservation:
-            queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
-            seen = set(queries)
-            documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))
-            query_ids, document_ids = await self._tokenize(queries, documents, whole=False)
-            ids = dict(zip(queries + documents, query_ids + document_ids))
-            plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
+            if self.scorer.chat is not None:
+                plan = await self._plan_chat_pairs(pairs, instruction)
+            else:
+                queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
+                seen = set(queries)
+                documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))
+                query_ids, document_ids = await self._tokenize(queries, documents, whole=False)
+                ids = dict(zip(queries + documents, query_ids + document_ids))
+                plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
             scores, completed = await self._score(plan, options, reservation, "pairs")
         return ScoreResult(self.info.name, [float(s) for s in scores], list(plan.truncated), _usage(plan), _timing(accepted, completed))
+
+    async def _plan_chat_pairs(self, pairs: Sequence[tuple[str, str]], instruction: str | None) -> ScoringPlan:
+        """Independent pairs for a chat-template reranker: planned per distinct query (pairs of one query
+        share its prefix), put back in input order."""
+        by_query: dict[str, list[int]] = {}
+        for i, (q, _) in enumerate(pairs):
+            by_query.setdefault(q, []).append(i)
+        plans = await asyncio.gather(*(self._plan_chat(q, [pairs[i][1] for i in at], instruction, None) for q, at in by_query.items()))
+        items: list[Any] = [None] * len(pairs)
+        for at, plan in zip(by_query.values(), plans):
+            for i, item in zip(at, plan.items):
+                items[i] = item
+        return plan_of(items)
 
     async def embed(self, texts: Sequence[str], claim: Claim = NO_CLAIM, error_on_truncation: bool = False) -> EmbedResult:
         """Each text's unit-length embedding, in input order (a bi-encoder only: a cross-encoder reads
@@ -170,7 +222,7 @@ class ServedModel:
         # A character is 1-4 UTF-8 bytes: only texts that could be over the limit are measured.
         over = [i for i, t in enumerate(texts) if len(t) * 4 > limit and (len(t) > limit or len(t.encode("utf-8")) > limit)]
         if over:
-            subject = "the query exceeds" if what == "the query" else f"{what} at index {listing(sorted({i // per_item for i in over}))} exceed"
+            subject = f"{what} exceeds" if what.startswith("the ") else f"{what} at index {listing(sorted({i // per_item for i in over}))} exceed"
             raise UnscorableInput(
                 f"{subject} the limit of {limit} UTF-8 bytes a text (--max-document-bytes); "
                 "split long documents before sending them"

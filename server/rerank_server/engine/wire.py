@@ -56,28 +56,35 @@ class FrameReader:
         return frames
 
 
-def pack_items(items: Sequence[Encoded]) -> tuple[tuple[int, bool], bytes]:
-    """A request's items as ((count, has token types), one buffer)."""
+def pack_items(items: Sequence[Encoded]) -> tuple[tuple[int, bool, bool], bytes]:
+    """A request's items as ((count, has token types, has shared prefixes), one buffer): ids end to end,
+    token types, lengths, and each item's shared prefix length (decoder rerankers only)."""
     lengths = np.fromiter((len(item.ids) for item in items), dtype=np.int32, count=len(items))
     typed = bool(items) and items[0].types is not None
     parts: list[Any] = [np.concatenate([item.ids for item in items]).astype(np.int32, copy=False)] if items else []
     if typed:
         parts.append(np.concatenate([item.types for item in items if item.types is not None]).astype(np.int8, copy=False))
     parts.append(lengths)
-    return (len(items), typed), b"".join(p.tobytes() for p in parts)
+    shared = np.fromiter((item.shared for item in items), dtype=np.int32, count=len(items))
+    prefixed = bool(shared.any())
+    if prefixed:
+        parts.append(shared)
+    return (len(items), typed, prefixed), b"".join(p.tobytes() for p in parts)
 
 
-def unpack_items(meta: tuple[int, bool], blob: memoryview) -> tuple[list[Encoded], list[int]]:
+def unpack_items(meta: tuple[int, bool, bool], blob: memoryview) -> tuple[list[Encoded], list[int]]:
     """The items and their costs (token counts) from :func:`pack_items`'s buffer; the ids are views of it."""
-    count, typed = meta
-    lengths = np.frombuffer(blob, dtype=np.int32, count=count, offset=len(blob) - 4 * count)
+    count, typed, prefixed = meta
+    tail = 4 * count * (2 if prefixed else 1)
+    lengths = np.frombuffer(blob, dtype=np.int32, count=count, offset=len(blob) - tail)
+    shared = np.frombuffer(blob, dtype=np.int32, count=count, offset=len(blob) - 4 * count).tolist() if prefixed else [0] * count
     total = int(lengths.sum())
     ids = np.frombuffer(blob, dtype=np.int32, count=total)
     types = np.frombuffer(blob, dtype=np.int8, count=total, offset=4 * total) if typed else None
     ends = np.cumsum(lengths).tolist()
     items, start = [], 0
-    for end in ends:
-        items.append(Encoded(ids[start:end], None if types is None else types[start:end], False))
+    for end, prefix in zip(ends, shared):
+        items.append(Encoded(ids[start:end], None if types is None else types[start:end], False, prefix))
         start = end
     return items, lengths.tolist()
 

@@ -14,6 +14,7 @@ Scores = npt.NDArray[np.float32]
 
 if TYPE_CHECKING:
     from .encoding import Ids, TextEncoder
+    from .prompts import ChatFormat, Instructions
     from .windows import Windowing
 
 
@@ -42,6 +43,7 @@ class ModelInfo:
     device: str
     dtype: str
     backend: str = "torch"  # what runs the network: torch, onnx (ONNX Runtime), openvino, or simulated (--device sim:...)
+    memory_bytes: int = 0  # what its weights take on its device
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class Scorer(Protocol):
 
     info: ModelInfo
     encoder: TextEncoder
+    instructions: Instructions  # which instructions requests may give it, and its default
+    chat: ChatFormat | None  # how pairs are rendered for a chat-template reranker (None: pairs of ids)
 
     def plan_rerank(self, query: Ids, documents: Sequence[Ids], windowing: Windowing | None = None) -> ScoringPlan:
         """Items for one query against many documents (given as token ids); with ``windowing``,

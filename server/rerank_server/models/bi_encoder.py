@@ -10,6 +10,7 @@ import numpy as np
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
 from .encoding import Ids, TextEncoder
 from .network import NetworkStages, Rows, TorchNetwork
+from .prompts import ChatFormat, Instructions
 from .windows import Windowing, per_document, split_documents, window_size
 
 
@@ -25,6 +26,8 @@ class BiEncoderScorer(NetworkStages):
         self.info = info
         self.encoder = TextEncoder(model.tokenizer, info.max_seq_length)
         self.network = TorchNetwork(model, info.device, "sentence_embedding", unit_rows=True)
+        self.instructions = Instructions(accepts=False)
+        self.chat: ChatFormat | None = None  # a bi-encoder embeds texts apart: no pair to render
 
     def plan_rerank(self, query: Ids, documents: Sequence[Ids], windowing: Windowing | None = None) -> ScoringPlan:
         """Item 0 is the query, items 1.. the documents (or, with ``windowing``, their windows)."""

@@ -11,6 +11,7 @@ import torch
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
 from .encoding import Encoded, Ids, TextEncoder
 from .network import Network, NetworkStages, Rows, TorchNetwork
+from .prompts import Instructions, chat_format
 from .windows import Windowing, per_document, split_documents, window_size
 
 
@@ -27,6 +28,9 @@ class CrossEncoderScorer(NetworkStages):
     logits; the model's own activation is applied per request in :meth:`normalize`, so RAW scores equal
     what ``CrossEncoder.predict`` returns and SIGMOID is the sigmoid of the logit whatever activation
     the model was saved with.
+
+    A decoder reranker (see ``models.decoder``) is one too: its pairs are rendered by its chat template
+    when it has one (``chat``, see ``models.prompts``) and its network reads each pair's last token.
     """
 
     def __init__(self, model: Any, info: ModelInfo, network: Network | None = None) -> None:
@@ -38,6 +42,10 @@ class CrossEncoderScorer(NetworkStages):
         self.model = model
         self.info = info
         self.encoder = TextEncoder(model.tokenizer, info.max_seq_length)
+        self.chat = chat_format(model, self.encoder.encode, info.max_seq_length)
+        if self.chat is not None:
+            self.encoder.pair_specials = self.chat.overhead  # what admission adds to a pair's text
+        self.instructions = Instructions.of(model, self.chat is not None)
         self._activation = model.activation_fn
         self.network = network or TorchNetwork(model, info.device, "scores")
 

@@ -33,12 +33,15 @@ class Encoded:
     """One model input, ready to pad into a batch: ids with special tokens, their token types.
 
     ``types`` is None for models without token types (RoBERTa, XLM-R); ``truncated`` says whether the
-    text or pair was longer than the model reads.
+    text or pair was longer than the model reads. ``shared`` is how many leading ids every item of its
+    request has in common (a decoder reranker's template, instruction and query; 0: none), which a
+    decoder computes once for them all (see ``models.decoder``).
     """
 
     ids: Ids
     types: npt.NDArray[np.int8] | None
     truncated: bool
+    shared: int = 0
 
     @property
     def cost(self) -> int:
@@ -146,7 +149,7 @@ class TextEncoder:
 
         With ``limit``, at most ``limit + 1`` ids are kept per text, and a long text is tokenized only
         as far as needed for them: its first ``limit * CHARS_PER_TOKEN`` characters or so, cut where words
-        part (see :func:`_head`, so the ids are those the whole text starts with). The one id past the
+        part (see :func:`head`, so the ids are those the whole text starts with). The one id past the
         limit marks the text as longer than what can be read. A text whose head gives too few ids that way
         (tokens of dozens of characters) is read four times further, and so on. Documents of megabytes,
         with or without spaces, then cost what the model reads of them, not their size.
@@ -156,16 +159,20 @@ class TextEncoder:
         if limit is None:
             return self._encode(texts)
         chars = limit * CHARS_PER_TOKEN
-        heads = [_head(t, chars) for t in texts]
+        heads = [head(t, chars) for t in texts]
         out = self._encode(heads)
-        for i, (text, head) in enumerate(zip(texts, heads)):
+        for i, (text, start) in enumerate(zip(texts, heads)):
             reach = chars
-            while head is not text and len(out[i]) <= limit:  # cut, yet not enough ids (very long tokens): read further
+            while start is not text and len(out[i]) <= limit:  # cut, yet not enough ids (very long tokens): read further
                 reach *= 4
-                head = _head(text, reach)
-                out[i] = self._encode([head])[0]
+                start = head(text, reach)
+                out[i] = self._encode([start])[0]
             out[i] = out[i][: limit + 1]
         return out
+
+    def encode(self, texts: Sequence[str]) -> list[Ids]:
+        """Each text's ids, whole, without special tokens (a chat template writes its own)."""
+        return self._encode(texts)
 
     def _encode(self, texts: Sequence[str]) -> list[Ids]:
         encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
@@ -194,7 +201,7 @@ class TextEncoder:
         return Encoded(ids, types, keep < len(a))
 
 
-def _head(text: str, chars: int) -> str:
+def head(text: str, chars: int) -> str:
     """``text`` cut within its first ``chars`` characters (past half of them), or whole when short.
 
     The cut goes where tokenizers split words anyway, so the ids of what is kept are those the whole text
@@ -217,11 +224,13 @@ def _head(text: str, chars: int) -> str:
 
 @dataclass(frozen=True)
 class PaddedBatch:
-    """A batch of inputs padded to its longest, as numpy arrays (int64, as the models take them)."""
+    """A batch of inputs padded to its longest, as numpy arrays (int64, as the models take them);
+    ``shared``: each row's :attr:`Encoded.shared` (None when no row shares ids)."""
 
     input_ids: npt.NDArray[np.int64]
     attention_mask: npt.NDArray[np.int64]
     token_type_ids: npt.NDArray[np.int64] | None
+    shared: npt.NDArray[np.int64] | None = None
 
     def arrays(self) -> dict[str, npt.NDArray[np.int64]]:
         """The model's keyword inputs."""
@@ -246,4 +255,5 @@ def pad(items: Sequence[Encoded], pad_id: int) -> PaddedBatch:
     if items[0].types is not None:
         types = np.zeros((len(items), width), dtype=np.int64)
         types[mask] = np.concatenate([item.types for item in items if item.types is not None])
-    return PaddedBatch(ids, mask.astype(np.int64), types)
+    shared = np.fromiter((item.shared for item in items), dtype=np.int64, count=len(items))
+    return PaddedBatch(ids, mask.astype(np.int64), types, shared if shared.any() else None)

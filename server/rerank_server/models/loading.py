@@ -12,7 +12,9 @@ from typing import Any
 
 from .base import ModelInfo, ModelKind, Scorer
 from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
+from .decoder import DecoderNetwork, PrefixReuse, ScoreSpec, is_decoder_config, score_head
 from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision, split_devices
+from .network import Network
 from .simulated import is_simulated
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,15 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One ``--model`` argument: the name requests use, where to load it from, and (optionally) its kind."""
+    """One ``--model`` argument: the name requests use, where to load it from, and (optionally) its kind;
+    for a decoder reranker, the tokens its score reads (``--score-tokens``) and when it computes a
+    request's shared prefix once (``--prefix-reuse``)."""
 
     name: str
     source: str
     kind: ModelKind | None = None  # None: detect from the model's files
+    score: ScoreSpec | None = None  # None: from the model's files (its LogitScore module or score layer)
+    prefix_reuse: PrefixReuse = PrefixReuse.AUTO
 
 
 def parse_model_arg(value: str) -> ModelSpec:
@@ -112,7 +118,8 @@ def detect_kind(directory: Path) -> ModelKind:
     if not config_path.is_file():
         raise ModelLoadError(f"{directory} has no config.json; it is not a Hugging Face model directory")
     architectures = json.loads(config_path.read_text()).get("architectures") or []
-    if any(a.endswith("ForSequenceClassification") for a in architectures):
+    # A causal language model is a decoder reranker (it scores the answer "yes" at a pair's last token).
+    if any(a.endswith(("ForSequenceClassification", "ForCausalLM")) for a in architectures):
         return ModelKind.CROSS_ENCODER
     if (directory / "modules.json").is_file():
         return ModelKind.BI_ENCODER
@@ -135,7 +142,9 @@ def load_scorer(
     kind = spec.kind or detect_kind(directory)
     if is_simulated(resolved_device):
         return _simulated(spec, kind, directory, resolved_device, trust_remote_code)
-    backend = resolve_backend(backend, resolved_device, kind is ModelKind.CROSS_ENCODER)
+    config_path = directory / "config.json"
+    decoder = kind is ModelKind.CROSS_ENCODER and config_path.is_file() and is_decoder_config(json.loads(config_path.read_text()))
+    backend = resolve_backend(backend, resolved_device, kind is ModelKind.CROSS_ENCODER and not decoder)
     try:
         precision = resolve_precision(dtype, resolved_device, backend)
     except ValueError as exc:
@@ -157,6 +166,12 @@ def load_scorer(
             model = CrossEncoder(str(directory), **common)
             _quantize(model, precision)
             info = _info(spec, kind, model, resolved_device, precision, backend)
+            if decoder:
+                if backend != "torch":
+                    raise ModelLoadError(f"{spec.source} is a decoder reranker; --backend {backend} serves encoder cross-encoders: serve it with --backend torch")
+                return CrossEncoderScorer(model, info, decoder_network(model, spec, resolved_device))
+            if spec.score is not None:
+                raise ModelLoadError(f"--score-tokens {spec.name}=...: {spec.source} is not a decoder reranker; its score is its classifier's output")
             if backend == "torch":
                 return CrossEncoderScorer(model, info)
             from .exported import load_exported
@@ -180,6 +195,18 @@ def load_scorer(
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load {spec.source} as a {kind.value}: {first_line}") from exc
+
+
+def decoder_network(model: Any, spec: ModelSpec, device: str) -> Network:
+    """A decoder reranker's network: its base model read at each pair's last token through its score head."""
+    try:
+        head = score_head(model, spec.score)
+    except ValueError as exc:
+        raise ModelLoadError(f"cannot serve {spec.source} as a reranker: {exc}") from exc
+    pad_id = model.tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = model.tokenizer.eos_token_id or 0
+    return DecoderNetwork(model[0].model.base_model, head, device, int(pad_id), spec.prefix_reuse)
 
 
 def load_scorers(
@@ -266,7 +293,7 @@ def _quantize(model: Any, precision: Precision) -> None:
         quantize_linear_int8(model)
 
 
-def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, precision: Precision, backend: str) -> ModelInfo:
+def _info(spec: ModelSpec, kind: ModelKind, model: Any, device: str, precision: Precision, backend: str) -> ModelInfo:
     max_len = getattr(model, "max_seq_length", None) or 512
     return ModelInfo(
         name=spec.name,
@@ -276,4 +303,16 @@ def _info(spec: ModelSpec, kind: ModelKind, model: object, device: str, precisio
         device=str(getattr(model, "device", device)),
         dtype=precision.name,
         backend=backend,
+        memory_bytes=weight_bytes(model),
     )
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes the weights of a torch module take (each tensor once, shared ones counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.data_ptr() not in seen and tensor.device.type != "meta":
+            seen.add(tensor.data_ptr())
+            total += tensor.numel() * tensor.element_size()
+    return total

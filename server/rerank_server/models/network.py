@@ -70,13 +70,18 @@ class TorchNetwork:
             out = self._module(dict(inputs))[self._output].float()
             if self._unit_rows:
                 out = torch.nn.functional.normalize(out, dim=-1)
-            if not self._cuda:
-                return out.cpu(), None
-            host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
-            host.copy_(out, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record()
-            return host, done
+            return self._to_host(out)
+
+    def _to_host(self, out: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Queue the copy of ``out`` (float32) to the host: (host tensor, the CUDA event that marks it done)."""
+        out = out.float()
+        if not self._cuda:
+            return out.cpu(), None
+        host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(out, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return host, done
 
     def fetch(self, output: tuple[torch.Tensor, Any]) -> Rows:
         """Wait for the copy queued by :meth:`forward` and return it as numpy."""

@@ -249,7 +249,9 @@ class HttpFrontDoor:
         document?}], meta}."""
         request = parse(CohereRerankRequest, body)
         documents = [_cohere_document(d, i, request.rank_fields) for i, d in enumerate(request.documents)]
-        options = Options(top_k=request.top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=request.max_tokens_per_doc)
+        options = Options(
+            top_k=request.top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=request.max_tokens_per_doc, instruction=request.instruction
+        )
         result = await self._rerank(request.model, request.query, documents, options, caller)
         results = [
             {
@@ -275,6 +277,7 @@ class HttpFrontDoor:
             normalization=normalization,
             error_on_truncation=not request.truncate,
             truncation_switch=("truncate is false", "send truncate: true"),
+            instruction=request.instruction,
         )
         result = await self._rerank(request.model, request.query, request.texts, options, caller)
         texts = request.texts
@@ -306,6 +309,7 @@ class HttpFrontDoor:
             normalization=Normalization.RAW,
             error_on_truncation=request.truncate == "NONE",
             truncation_switch=('truncate is "NONE"', 'send truncate: "END"'),
+            instruction=request.instruction,
         )
         texts = [p.text for p in request.passages]
         result = await self._rerank(request.model, request.query.text, texts, options, caller)

@@ -26,6 +26,12 @@ class _Body(BaseModel):
 Priority = Literal["interactive", "bulk"] | int
 
 
+_INSTRUCTION = (
+    "an extension: what the documents are judged for, for an instruction-following reranker (Qwen3-Reranker and kin); "
+    "empty: the model's default; a model that takes none refuses it"
+)
+
+
 class CohereRerankRequest(_Body):
     """Cohere's rerank (v1 and v2)."""
 
@@ -35,6 +41,7 @@ class CohereRerankRequest(_Body):
     top_n: int | None = Field(None, ge=1, description="return only the best top_n (default: all)")
     return_documents: bool = Field(False, description="echo each document in its result")
     max_tokens_per_doc: int | None = Field(None, ge=1, description="cut each document to this many tokens first")
+    instruction: str = Field("", description=_INSTRUCTION)
     rank_fields: list[str] | None = Field(None, min_length=1, description="fields of object documents to rank on, in order (default: text)")
     priority: Priority | None = Field(None, description='"interactive" (default) or "bulk"; or a number, 0 the most urgent')
 
@@ -61,6 +68,7 @@ class TeiRerankRequest(_Body):
     query: str
     texts: list[str]
     raw_scores: bool = Field(False, description="the model's raw scores instead of their sigmoid")
+    instruction: str = Field("", description=_INSTRUCTION)
     return_text: bool = False
     truncate: bool = Field(False, description="score the beginning of texts longer than the model reads (false: refuse them, as TEI does)")
     top_n: int | None = Field(None, ge=1)
@@ -108,6 +116,7 @@ class NimRankingRequest(_Body):
     passages: list[NimText]
     model: str = ""
     truncate: Literal["NONE", "END"] = Field("NONE", description="NONE refuses passages longer than the model reads; END cuts them")
+    instruction: str = Field("", description=_INSTRUCTION)
     priority: Priority | None = None
 
 

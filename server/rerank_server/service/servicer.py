@@ -172,7 +172,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def _rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         job = check_rerank(request, self.max_documents)
-        options = Options(job.top_k, job.normalization, job.windowing, request.error_on_truncation)
+        options = Options(job.top_k, job.normalization, job.windowing, request.error_on_truncation, instruction=request.instruction)
         result = await self.engine.rerank(RerankRequest(job.query, job.documents, options, request.model, self._caller(context, job.priority)))
         results = [
             pb.RankedDocument(
@@ -191,7 +191,7 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def _score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         job = check_score(request, self.max_documents)
-        options = Options(normalization=job.normalization, error_on_truncation=request.error_on_truncation)
+        options = Options(normalization=job.normalization, error_on_truncation=request.error_on_truncation, instruction=request.instruction)
         result = await self.engine.score(ScoreRequest(job.pairs, options, request.model, self._caller(context, job.priority)))
         return pb.ScoreResponse(
             scores=result.scores,
@@ -213,6 +213,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             device=info.device,
             dtype=info.dtype,
             backend=info.backend,
+            takes_instruction=model.scorer.instructions.accepts,
+            memory_bytes=info.memory_bytes,
             batching=pb.BatchingLimits(
                 max_batch_size=limits.max_batch_size,
                 max_batch_tokens=limits.max_batch_tokens,

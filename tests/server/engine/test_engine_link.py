@@ -33,13 +33,16 @@ def test_items_and_scores_cross_the_wire_as_one_buffer_each() -> None:
     # Frames arrive cut anywhere: nothing until the last byte, then the frame whole.
     assert reader.feed(whole[:5]) == [] and reader.feed(whole[5:-1]) == []
     [(header, body)] = reader.feed(whole[-1:])
-    assert header == ("submit", 7, 2, True)
-    back, costs = unpack_items((header[2], header[3]), body)
+    assert header == ("submit", 7, 2, True, False)
+    back, costs = unpack_items((header[2], header[3], header[4]), body)
     assert costs == [4, 3]
     for sent, got in zip(items, back):
         assert np.array_equal(sent.ids, got.ids) and sent.types is not None and np.array_equal(sent.types, got.types)
     untyped, _ = unpack_items(*_packed([Encoded(np.array([0, 5, 2], dtype=np.int32), None, False)]))
     assert untyped[0].types is None and untyped[0].ids.tolist() == [0, 5, 2]
+    # A decoder reranker's items share their leading ids (template, instruction, query): the count crosses too.
+    prompted, _ = unpack_items(*_packed([Encoded(np.arange(6, dtype=np.int32), None, False, 4), Encoded(np.arange(5, dtype=np.int32), None, True, 3)]))
+    assert [item.shared for item in prompted] == [4, 3] and prompted[1].ids.tolist() == [0, 1, 2, 3, 4]
     shape, scores = pack_results([0.5, -1.25])
     assert unpack_results(shape, memoryview(scores)).tolist() == [0.5, -1.25]
     shape, vectors = pack_results([np.ones(3), np.zeros(3)])
