@@ -14,6 +14,7 @@ from .base import ModelInfo, ModelKind, Scorer
 from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
 from .decoder import DecoderNetwork, PrefixReuse, ScoreSpec, is_decoder_config, score_head
 from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision, split_devices
+from .fit import DoesNotFit, check_fits, free_bytes, weights_in
 from .network import Network
 from .simulated import is_simulated
 
@@ -148,6 +149,10 @@ def load_scorer(
     try:
         precision = resolve_precision(dtype, resolved_device, backend)
     except ValueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    try:
+        check_fits(spec.source, weights_in(directory, precision), free_bytes(resolved_device), resolved_device, precision.name)
+    except DoesNotFit as exc:
         raise ModelLoadError(str(exc)) from exc
     if backend != "torch" and kind is not ModelKind.CROSS_ENCODER:
         raise ModelLoadError(f"--backend {backend} serves cross-encoders; serve the {kind.value} {spec.name} with --backend torch")

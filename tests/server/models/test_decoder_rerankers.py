@@ -181,6 +181,8 @@ def test_score_tokens_from_the_command_line(models: dict[str, Path]) -> None:
         _scorer(models["qwen3"], score=ScoreSpec.parse("maybe-not-a-token,no"))
     with pytest.raises(ValueError, match="TRUE_TOKEN"):
         ScoreSpec.parse("a,b,c")
+    with pytest.raises(ModelLoadError, match="decoder reranker; --backend onnx serves encoder cross-encoders: serve it with --backend torch"):
+        load_scorer(parse_model_arg(f"llm={models['qwen3']}"), device="cpu", backend="onnx")
 
 
 def test_the_http_api_takes_an_instruction(models: dict[str, Path]) -> None:
@@ -195,3 +197,55 @@ def test_the_http_api_takes_an_instruction(models: dict[str, Path]) -> None:
     sigmoid = 1 / (1 + np.exp(-want))
     np.testing.assert_allclose([{r["index"]: r["relevance_score"] for r in cohere["results"]}[i] for i in range(3)], sigmoid, atol=TOLERANCE)
     np.testing.assert_allclose([{r["index"]: r["score"] for r in tei}[i] for i in range(2)], want[:2], atol=TOLERANCE)
+
+
+def test_a_model_that_does_not_fit_its_device_is_refused_before_loading(models: dict[str, Path]) -> None:
+    import torch
+
+    from rerank_server.models.device import Precision
+    from rerank_server.models.fit import DoesNotFit, check_fits, weights_in
+
+    loaded = _scorer(models["qwen3"]).info.memory_bytes
+    # The estimate from the checkpoint's files is what loading it takes (float32 saved, float32 loaded),
+    # and halves in bfloat16.
+    estimate = weights_in(models["qwen3"], Precision("float32", torch.float32))
+    assert 0.9 * loaded <= estimate <= 1.1 * loaded
+    assert weights_in(models["qwen3"], Precision("bfloat16", torch.bfloat16)) == pytest.approx(estimate / 2, rel=0.01)
+    eight_b = 16 * 2**30  # an 8B reranker in bfloat16
+    check_fits("Qwen/Qwen3-Reranker-8B", eight_b, 80 * 2**30, "cuda:0", "bfloat16")
+    check_fits("Qwen/Qwen3-Reranker-8B", eight_b, None, "mps", "bfloat16")  # no figure: not refused
+    with pytest.raises(DoesNotFit, match=r"needs about 17.6 GiB on cuda:0 .* 12.0 GiB is free there: serve it on a device with more memory"):
+        check_fits("Qwen/Qwen3-Reranker-8B", eight_b, 12 * 2**30, "cuda:0", "bfloat16")
+    with pytest.raises(DoesNotFit, match=r"smaller precision \(--dtype bfloat16"):
+        check_fits("Qwen/Qwen3-Reranker-8B", 2 * eight_b, 24 * 2**30, "cpu", "float32")
+
+
+def test_rerank_compare_with_a_decoder_reranker_on_one_side(models: dict[str, Path], bi_scorer: Any) -> None:
+    import io
+    import json
+
+    from rerank_client.cli import main
+
+    local = io.StringIO()
+    assert main(["compare", "--local", "--cross-encoder", str(models["qwen3"]), "--format", "json"], out=local) == 0
+    with ServerThread([_scorer(models["qwen3"], "qwen3-reranker"), bi_scorer]) as running:
+        served = io.StringIO()
+        assert main(["compare", "--target", running.target, "--cross-encoder", "qwen3-reranker", "--format", "json"], out=served) == 0
+    local_report, served_report = json.loads(local.getvalue()), json.loads(served.getvalue())
+    assert served_report["cross_encoder"] == "qwen3-reranker" and len(served_report["queries"]) == 3
+    for a, b in zip(local_report["queries"], served_report["queries"]):  # one model, one ranking, either way
+        assert [x["index"] for x in a["cross_encoder_top"]] == [x["index"] for x in b["cross_encoder_top"]]
+
+
+def test_front_end_processes_send_shared_prefixes_to_the_engine(models: dict[str, Path]) -> None:
+    """--frontends 2: pairs are rendered and tokenized in the front ends, their shared prefix lengths cross
+    to the engine process with their ids, and the scores are predict's."""
+    from tests.processes import ServerProcess
+
+    cross = _cross_encoder(models["qwen3"])
+    with ServerProcess("--model", f"llm={models['qwen3']}", "--device", "cpu", "--dtype", "float32", "--frontends", "2", "--prefix-reuse", "always") as server:
+        with RerankClient(server.target) as client:
+            ranked = client.rerank(QUERY, DOCS, instruction="find the red one")
+    got = {r.index: r.score for r in ranked.results}
+    want = cross.predict([(QUERY, d) for d in DOCS], prompt="find the red one")
+    np.testing.assert_allclose([got[i] for i in range(len(DOCS))], want, atol=TOLERANCE, rtol=0)
