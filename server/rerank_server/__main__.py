@@ -12,7 +12,7 @@ from collections.abc import Sequence
 try:
     from .cli import config_from_args
     from .logs import announce_ready
-    from .memory import return_large_buffers
+    from .memory import return_large_buffers, suits_model_process
     from .logs import configure as configure_logging
     from .models import ModelLoadError
     from .models.device import device_kind
@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = Supervisor(config, frontends).run()
         else:
             configure_logging(config.log_level, config.log_format)
-            return_large_buffers()
+            if suits_model_process(device_kind(config.device, config.backend)):
+                return_large_buffers()
             import_runtime_early(config.backend, config.models, config.device)
             code = asyncio.run(run(config))
     except (OSError, ValueError) as exc:  # a port in use, an unreadable token file: say so, no traceback

@@ -4,6 +4,7 @@
     rerank-bench --device cuda   # the GPU run: larger batches and loads, a BERT-base-sized model too
     rerank-bench --smoke         # about 40 s on a 2-core CPU, on a tiny model: checks that the benchmark runs
                                  # end to end (CI); it measures nothing and prints no table
+    rerank-bench --decoder       # a decoder reranker beside MiniLM, and its prefix reuse (rows 13a-13d)
 """
 
 from __future__ import annotations
@@ -355,6 +356,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     host_rows, host_figures = _host_path(args, model_dir, step)
     rows.extend(host_rows)
     results["host_path"] = host_figures
+    if args.smoke:  # the decoder rows take minutes of their own on a real model: --decoder runs them
+        from .decoder import decoder_rows
+
+        decoder, results["decoder"] = decoder_rows(cache, True, args.duration, args.requests, step)
+        rows.extend(decoder)
     results["measured"] = measured
     results["rows"] = [r.to_dict() for r in rows]
     results["table"] = markdown_table(rows, latency) + "\n" + cpu_table(host_figures)
@@ -395,6 +401,16 @@ def run_host_path(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_decoder(args: argparse.Namespace) -> dict[str, Any]:
+    """Only rows 13a-13d (``--decoder``): a decoder reranker beside MiniLM, and its prefix reuse."""
+    from .decoder import decoder_rows
+
+    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    rows, figures = decoder_rows(cache, args.smoke, args.duration, args.requests, _progress(quiet=args.smoke))
+    return {"machine": _machine(), "device": "cpu", "smoke": args.smoke, "decoder": figures, "rows": [r.to_dict() for r in rows], "table": markdown_table(rows, {})}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rerank-bench``."""
     from ..cli import installed_version
@@ -419,6 +435,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="only rows 10-12: the host path on simulated devices (front ends 1 vs 2 vs N on sim:null with CPU a pair by "
         "process and thread, a simulated H200, a 250,000 tokens/s device); no model runs, so it measures any machine",
     )
+    parser.add_argument(
+        "--decoder",
+        action="store_true",
+        help="only rows 13a-13d: a decoder reranker (Qwen3-Reranker's layout at MiniLM's compute) beside MiniLM-L6 on the CPU, "
+        "and the speed-up of computing each request's shared prefix (template, instruction, query) once",
+    )
     parser.add_argument("--model-dir", help="where to build (and reuse) the benchmark model (default: a temporary directory)")
     parser.add_argument("--out", default="bench-results", help="directory for results.json and results.md (default %(default)s)")
     args = parser.parse_args(argv)
@@ -435,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("rerank-bench --smoke: checking that every comparison runs, on a tiny model; this measures nothing", file=sys.stderr)
     else:
         print("rerank-bench (full run)", file=sys.stderr)
-    results = run_host_path(args) if args.host_path else run(args)
+    results = run_host_path(args) if args.host_path else run_decoder(args) if args.decoder else run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

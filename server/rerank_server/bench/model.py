@@ -182,19 +182,23 @@ _DECODER_WORDS = (
 ).split()
 
 
-def _decoder_tokenizer(template: str, specials: list[str], max_length: int) -> object:
-    """A byte-level BPE tokenizer trained here on a small corpus (no download), with ``template`` as its
-    chat template and "yes"/"no"/"Yes"/"No" single tokens, as in the real rerankers' vocabularies."""
+def _decoder_tokenizer(template: str, specials: list[str], max_length: int, vocab: int) -> object:
+    """A byte-level BPE tokenizer of ``vocab`` tokens trained here (no download) on the client's English
+    text and a few words, with ``template`` as its chat template and "yes"/"no"/"Yes"/"No" single tokens,
+    as in the real rerankers' vocabularies."""
+    from importlib import resources
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     words = _DECODER_WORDS
     corpus = [" ".join(words[i:] + words[:i]) for i in range(len(words))] * 20
     corpus += ["yes", "no", "Yes", "No"] * 200 + [template] * 20
+    corpus += resources.files("rerank_client").joinpath("data/english.txt").read_text(encoding="utf-8").splitlines()
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # type: ignore[assignment]
     tokenizer.decoder = decoders.ByteLevel()  # type: ignore[assignment]
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # type: ignore[call-arg]
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # type: ignore[call-arg]
     tokenizer.train_from_iterator(corpus, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=specials[0], eos_token=specials[-1], model_max_length=max_length)
     fast.chat_template = template
@@ -202,13 +206,21 @@ def _decoder_tokenizer(template: str, specials: list[str], max_length: int) -> o
 
 
 def build_tiny_decoder_reranker(
-    directory: Path, family: str = "qwen3", seed: int = 0, max_length: int = 192, layers: int = 2, hidden: int = 32, prompts: dict[str, str] | None = None
+    directory: Path,
+    family: str = "qwen3",
+    seed: int = 0,
+    max_length: int = 192,
+    layers: int = 2,
+    hidden: int = 32,
+    prompts: dict[str, str] | None = None,
+    vocab: int = 1000,
 ) -> Path:
     """Save a decoder reranker with random weights under ``directory`` and return its path, laid out as the
     hub's are: a causal language model, its tokenizer and chat template, and sentence-transformers'
     ``LogitScore`` module (true/false tokens). ``family``: ``qwen3`` (Qwen3-Reranker: yes minus no, the
     instruction as the system message) or ``gemma`` (bge-reranker-v2-gemma: "Yes" alone, the instruction
-    after the pair, a BOS token). ``prompts`` are saved with the model (the first is its default)."""
+    after the pair, a BOS token). ``prompts`` are saved with the model (the first is its default). The
+    benchmark's decoder has MiniLM's compute (6 layers x 384, feed-forward 4x) and a 4,000-token vocabulary."""
     import torch
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder.modules import LogitScore
@@ -218,18 +230,18 @@ def build_tiny_decoder_reranker(
     if family == "qwen3":
         from transformers import Qwen3Config as Config, Qwen3ForCausalLM as Model
 
-        tokenizer: Any = _decoder_tokenizer(QWEN3_RERANKER_TEMPLATE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], max_length)
+        tokenizer: Any = _decoder_tokenizer(QWEN3_RERANKER_TEMPLATE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], max_length, vocab)
         true, false, kv_heads = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no"), 2
     elif family == "gemma":
         from transformers import GemmaConfig as Config, GemmaForCausalLM as Model  # type: ignore[assignment]
 
-        tokenizer = _decoder_tokenizer(GEMMA_RERANKER_TEMPLATE, ["<pad>", "<bos>", "<eos>"], max_length)
+        tokenizer = _decoder_tokenizer(GEMMA_RERANKER_TEMPLATE, ["<pad>", "<bos>", "<eos>"], max_length, vocab)
         true, false, kv_heads = tokenizer.convert_tokens_to_ids("Yes"), None, 1
     else:
         raise ValueError(f"family {family!r}: qwen3 or gemma")
     config = Config(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=kv_heads, head_dim=hidden // 4, max_position_embeddings=4 * max_length, tie_word_embeddings=True,
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=(4 if hidden >= 256 else 2) * hidden, num_hidden_layers=layers, num_attention_heads=max(4, hidden // 64),
+        num_key_value_heads=kv_heads, head_dim=hidden // max(4, hidden // 64), max_position_embeddings=4 * max_length, tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, architectures=[Model.__name__],
     )
     torch.manual_seed(seed)

@@ -20,8 +20,9 @@ from ..engine.callers import CallerNames
 from ..engine.core import EngineCore
 from ..engine.metrics import Metrics
 from ..engine.wire import Header
-from ..memory import return_large_buffers
+from ..memory import return_large_buffers, suits_model_process
 from ..models import ModelLoadError
+from ..models.device import device_kind
 from ..models.exported import import_runtime_early
 from ..service.settings import ServerConfig
 from ..startup import describe, loaded_models
@@ -36,7 +37,8 @@ def engine_main(config: ServerConfig, path: str, control: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     name_process(ENGINE, config.log_level, config.log_format)
-    return_large_buffers()
+    if suits_model_process(device_kind(config.device, config.backend)):
+        return_large_buffers()
     import_runtime_early(config.backend, config.models, config.device)
     run_child(_serve(config, path, control), control, "the engine process", 1)
 
