@@ -24,7 +24,7 @@ import numpy as np
 from ..batching import NO_CLAIM, Batcher, Claim, Completed, Reservation, SpeedEstimate, create_batcher
 from ..models import ModelInfo, ModelKind, Scorer, ScoringPlan
 from ..models.encoding import CHARS_PER_TOKEN, Ids, head
-from ..models.prompts import needs_whole, plan_of
+from ..models.prompts import needs_whole
 from ..models.windows import UnscorableInput, Windowing
 from .pool import TokenizerPool
 from .results import EmbedResult, Options, RankedDocument, RerankResult, ScoreResult, Timing, Usage
@@ -188,7 +188,7 @@ class ServedModel:
         for at, plan in zip(by_query.values(), plans):
             for i, item in zip(at, plan.items):
                 items[i] = item
-        return plan_of(items)
+        return ScoringPlan.one_per_pair(items)
 
     async def embed(self, texts: Sequence[str], claim: Claim = NO_CLAIM, error_on_truncation: bool = False) -> EmbedResult:
         """Each text's unit-length embedding, in input order (a bi-encoder only: a cross-encoder reads

@@ -13,7 +13,7 @@ import numpy.typing as npt
 Scores = npt.NDArray[np.float32]
 
 if TYPE_CHECKING:
-    from .encoding import Ids, TextEncoder
+    from .encoding import Encoded, Ids, TextEncoder
     from .prompts import ChatFormat, Instructions
     from .windows import Windowing
 
@@ -65,6 +65,17 @@ class ScoringPlan:
     truncated: list[bool]
     combine: Callable[[Sequence[Any]], Scores]
     windows: list[int] = field(default_factory=list)
+
+    @classmethod
+    def one_per_pair(cls, items: list[Encoded]) -> ScoringPlan:
+        """The plan of model inputs that are one pair each, whose results are the pairs' scores."""
+        costs = [item.cost for item in items]
+        return cls(items=items, costs=costs, pair_tokens=costs, truncated=[item.truncated for item in items], combine=as_scores)
+
+
+def as_scores(results: Sequence[Any]) -> Scores:
+    """Item results (one float each) as scores."""
+    return np.asarray(results, dtype=np.float32)
 
 
 class Scorer(Protocol):

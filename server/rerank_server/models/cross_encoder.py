@@ -9,14 +9,10 @@ import numpy as np
 import torch
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
-from .encoding import Encoded, Ids, TextEncoder
+from .encoding import Ids, TextEncoder
 from .network import Network, NetworkStages, Rows, TorchNetwork
 from .prompts import Instructions, chat_format
 from .windows import Windowing, per_document, split_documents, window_size
-
-
-def _as_scores(results: Sequence[Any]) -> Scores:
-    return np.asarray(results, dtype=np.float32)
 
 
 class CrossEncoderScorer(NetworkStages):
@@ -52,20 +48,15 @@ class CrossEncoderScorer(NetworkStages):
     def plan_rerank(self, query: Ids, documents: Sequence[Ids], windowing: Windowing | None = None) -> ScoringPlan:
         """One pair per document (per window with ``windowing``, windows cut from the document's ids)."""
         if windowing is None:
-            return self._plan([self.encoder.pair(query, d) for d in documents])
+            return ScoringPlan.one_per_pair([self.encoder.pair(query, d) for d in documents])
         room = window_size(self.encoder.max_length, len(query), self.encoder.pair_specials)
         pieces = split_documents(documents, room, windowing)
-        plan = self._plan([self.encoder.pair(query, piece) for ps in pieces for piece in ps])
+        plan = ScoringPlan.one_per_pair([self.encoder.pair(query, piece) for ps in pieces for piece in ps])
         return per_document(plan, [len(ps) for ps in pieces], windowing.aggregation)
 
     def plan_pairs(self, pairs: Sequence[tuple[str, str]], ids: Mapping[str, Ids]) -> ScoringPlan:
         """Pairs with independent queries; ``ids`` holds every text's token ids."""
-        return self._plan([self.encoder.pair(ids[q], ids[d]) for q, d in pairs])
-
-    @staticmethod
-    def _plan(items: list[Encoded]) -> ScoringPlan:
-        costs = [item.cost for item in items]
-        return ScoringPlan(items=items, costs=costs, pair_tokens=costs, truncated=[item.truncated for item in items], combine=_as_scores)
+        return ScoringPlan.one_per_pair([self.encoder.pair(ids[q], ids[d]) for q, d in pairs])
 
     def fetch(self, output: Any) -> list[float]:
         """One logit per pair."""

@@ -152,7 +152,7 @@ class ChatFormat:
                 for ids, s, ps in zip(rendered, starts, pieces)
                 for piece in ps
             ]
-            return per_document(plan_of(items), [len(ps) for ps in pieces], windowing.aggregation)
+            return per_document(ScoringPlan.one_per_pair(items), [len(ps) for ps in pieces], windowing.aggregation)
         items = []
         for ids, start, was_cut in zip(rendered, starts, cut):
             if max_document_tokens and len(ids) - len(tail) - start > max_document_tokens:
@@ -162,17 +162,7 @@ class ChatFormat:
                 keep = ids[len(ids) - self.max_length :] if self._left else ids[: self.max_length - len(tail)]
                 ids = np.concatenate((keep[: len(keep) - len(tail)] if self._left else keep, tail)).astype(np.int32)
             items.append(Encoded(ids, None, over or was_cut, min(shared, len(ids) - 1)))
-        return plan_of(items)
-
-
-def plan_of(items: list[Encoded]) -> ScoringPlan:
-    """The plan of pairs that are scored one item each."""
-    costs = [item.cost for item in items]
-    return ScoringPlan(items=items, costs=costs, pair_tokens=costs, truncated=[item.truncated for item in items], combine=_scores)
-
-
-def _scores(results: Sequence[Any]) -> Any:
-    return np.asarray(results, dtype=np.float32)
+        return ScoringPlan.one_per_pair(items)
 
 
 def _common_prefix(a: Ids, b: Ids) -> int:

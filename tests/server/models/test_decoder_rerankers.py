@@ -249,3 +249,20 @@ def test_front_end_processes_send_shared_prefixes_to_the_engine(models: dict[str
     got = {r.index: r.score for r in ranked.results}
     want = cross.predict([(QUERY, d) for d in DOCS], prompt="find the red one")
     np.testing.assert_allclose([got[i] for i in range(len(DOCS))], want, atol=TOLERANCE, rtol=0)
+
+
+def test_the_cli_sends_an_instruction_and_lists_what_a_model_takes(models: dict[str, Path]) -> None:
+    import io
+    import json
+
+    from rerank_client.cli import main
+
+    cross = _cross_encoder(models["qwen3"])
+    with ServerThread([_scorer(models["qwen3"], "qwen3-reranker")]) as running:
+        ranked, listed = io.StringIO(), io.StringIO()
+        assert main(["rank", "--target", running.target, "--json", "--instruction", "find the red one", QUERY, *DOCS[:3]], out=ranked) == 0
+        assert main(["models", "--target", running.target], out=listed) == 0
+    got = {row["index"]: row["score"] for row in json.loads(ranked.getvalue())}
+    want = cross.predict([(QUERY, d) for d in DOCS[:3]], prompt="find the red one")
+    np.testing.assert_allclose([got[i] for i in range(3)], want, atol=TOLERANCE, rtol=0)
+    assert "takes an instruction" in listed.getvalue() and " MiB" in listed.getvalue()
