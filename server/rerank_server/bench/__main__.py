@@ -407,8 +407,9 @@ def run_decoder(args: argparse.Namespace) -> dict[str, Any]:
 
     cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
     cache.mkdir(parents=True, exist_ok=True)
-    rows, figures = decoder_rows(cache, args.smoke, args.duration, args.requests, _progress(quiet=args.smoke))
-    return {"machine": _machine(), "device": "cpu", "smoke": args.smoke, "decoder": figures, "rows": [r.to_dict() for r in rows], "table": markdown_table(rows, {})}
+    device = "cuda" if _on_gpu(args.device) else "cpu"
+    rows, figures = decoder_rows(cache, args.smoke, args.duration, args.requests, _progress(quiet=args.smoke), device)
+    return {"machine": _machine(), "device": device, "smoke": args.smoke, "decoder": figures, "rows": [r.to_dict() for r in rows], "table": markdown_table(rows, {})}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -28,9 +28,9 @@ from .table import Row
 from .workload import requests
 
 DOCUMENT_TOKENS = (50, 300)
-# Four callers, driven for at least a minute: a request of 20 documents takes seconds here, and a closed
-# loop's last requests run with fewer callers (smaller batches) after the clock stops, which a short run
-# with many callers turns into most of the run (8 callers for 20 s measured 0.72x predict).
+# Four callers (32 on CUDA), driven for at least a minute: a request of 20 documents takes seconds on a
+# CPU, and a closed loop's last requests run with fewer callers (smaller batches) after the clock stops;
+# a short run makes that tail a large part of it.
 CONCURRENCY = 4
 MIN_DURATION_S = 60.0
 
@@ -62,9 +62,13 @@ def engine_batches(scorer: Any, specs: Sequence[Any], batch_size: int) -> tuple[
     return sum(len(p.items) for p in plans) / (time.perf_counter() - started), np.asarray(scores)
 
 
-def decoder_rows(cache: Path, smoke: bool, duration: float, count: int, step: Callable[[str], Callable[[], None]]) -> tuple[list[Row], dict[str, Any]]:
-    """Rows 13a-13d and their figures; servers are driven for ``duration`` seconds (at least a minute
-    unless ``smoke``)."""
+def decoder_rows(
+    cache: Path, smoke: bool, duration: float, count: int, step: Callable[[str], Callable[[], None]], device: str = "cpu"
+) -> tuple[list[Row], dict[str, Any]]:
+    """Rows 13a-13d and their figures on ``device`` (float32 on a CPU, float16 on CUDA); servers are driven
+    for ``duration`` seconds (at least a minute unless ``smoke``)."""
+    import torch
+
     from sentence_transformers import CrossEncoder
 
     from ..models import load_scorer, parse_model_arg
@@ -74,18 +78,20 @@ def decoder_rows(cache: Path, smoke: bool, duration: float, count: int, step: Ca
     model_dir = build_bench_decoder(cache, smoke)
     duration = duration if smoke else max(duration, MIN_DURATION_S)
     specs = requests(count, (10, 30), seed=7, tokens=DOCUMENT_TOKENS)
-    batch_size = 16
+    cuda = device.startswith("cuda")
+    dtype = "float16" if cuda else "float32"
+    batch_size = 256 if cuda else 16  # on CUDA a batch's call overhead wants hundreds of pairs
     spec = parse_model_arg(f"decoder={model_dir}")
     speeds: dict[PrefixReuse, float] = {}
     scores: dict[PrefixReuse, np.ndarray] = {}
     for reuse in (PrefixReuse.NEVER, PrefixReuse.ALWAYS, PrefixReuse.NEVER, PrefixReuse.ALWAYS):  # alternated: a shared machine drifts
-        scorer = load_scorer(dataclasses.replace(spec, prefix_reuse=reuse), device="cpu", dtype="float32", backend="torch")
+        scorer = load_scorer(dataclasses.replace(spec, prefix_reuse=reuse), device=device, dtype=dtype, backend="torch")
         done = step(f"engine, prefix reuse {reuse.value}")
         speed, scores[reuse] = engine_batches(scorer, specs, batch_size)
         speeds[reuse] = max(speed, speeds.get(reuse, 0.0))
         done()
     difference = float(np.abs(scores[PrefixReuse.ALWAYS] - scores[PrefixReuse.NEVER]).max())
-    probe = load_scorer(spec, device="cpu", dtype="float32", backend="torch")
+    probe = load_scorer(spec, device="cpu", dtype="float32", backend="torch")  # its template and tokenizer
     chat = probe.chat
     assert chat is not None, f"{model_dir} has no chat template"
     start_ids, tail = chat.ends(specs[0].query, None)
@@ -100,23 +106,25 @@ def decoder_rows(cache: Path, smoke: bool, duration: float, count: int, step: Ca
     mean_tokens = float(np.mean(lengths))
     # The batches predict runs: 16 pairs whatever their length (the CPU default token budget would cut
     # batches of these long pairs to a third of that).
-    limits = ("--device", "cpu", "--dtype", "float32", "--backend", "torch", "--max-batch-size", str(batch_size), "--max-batch-tokens", str(batch_size * 512))
+    limits = ("--device", device, "--dtype", dtype, "--backend", "torch", "--max-batch-size", str(batch_size), "--max-batch-tokens", str(batch_size * 512))
+    callers = CONCURRENCY * (8 if cuda else 1)
     served = {}
     for label, flags in (("never", ("--prefix-reuse", "never")), ("auto", ())):
         done = step(f"server, decoder, prefix reuse {label}")
         with running_server(model_dir, *limits, *flags) as target:
-            served[label] = drive_closed(target, specs, CONCURRENCY, duration, f"server, prefix reuse {label}", 0.0, mean_tokens)[0]
+            served[label] = drive_closed(target, specs, callers, duration, f"server, prefix reuse {label}", 0.0, mean_tokens)[0]
         done()
     rows.append(Row("13b. decoder reranker served: prefix reuse auto vs never (the batcher's length-grouped batches)", served["auto"].label, served["never"].label, "pairs/s", served["auto"].pairs_per_s, served["never"].pairs_per_s, None))
     done = step("in-process CrossEncoder.predict, decoder")
     shape = {"layers": 2, "hidden": 32, "intermediate": 64} if smoke else {"layers": 6, "hidden": 384, "intermediate": 1536}
-    predict = inprocess(predict_batches(CrossEncoder(str(model_dir), device="cpu")), pairs, lengths, batch_size, f"predict bs={batch_size}", shape)[0]
+    model = CrossEncoder(str(model_dir), device=device, model_kwargs={"dtype": getattr(torch, dtype)})
+    predict = inprocess(predict_batches(model), pairs, lengths, batch_size, f"predict bs={batch_size}", shape)[0]
     done()
-    rows.append(Row("13c. decoder reranker: server vs in-process CrossEncoder.predict, float32", served["auto"].label, predict.label, "pairs/s", served["auto"].pairs_per_s, predict.pairs_per_s, 0.95))
+    rows.append(Row(f"13c. decoder reranker: server vs in-process CrossEncoder.predict, {dtype}", served["auto"].label, predict.label, "pairs/s", served["auto"].pairs_per_s, predict.pairs_per_s, 0.95))
     minilm = model_dir if smoke else build_minilm_cross_encoder(cache)
     done = step("server, MiniLM-L6 on the same load")
     with running_server(minilm, *limits) as target:
-        mini = drive_closed(target, specs, CONCURRENCY, duration, "MiniLM-L6 served", 0.0, mean_tokens)[0]
+        mini = drive_closed(target, specs, callers, duration, "MiniLM-L6 served", 0.0, mean_tokens)[0]
     done()
     rows.append(Row("13d. decoder reranker (MiniLM's compute, Qwen3-Reranker's template) vs MiniLM-L6, both served", served["auto"].label, mini.label, "pairs/s", served["auto"].pairs_per_s, mini.pairs_per_s, None))
     figures = {

@@ -177,7 +177,7 @@ def split_prefixes(batch: PaddedBatch, pad_id: int, reuse: PrefixReuse) -> _Pref
         return None
     width = int(prefix_lengths.max())
     prefix_mask = (np.arange(width) < prefix_lengths[:, None]).astype(np.int64)
-    prefix_ids = np.where(prefix_mask == 1, ids[first, :width] if ids.shape[1] >= width else 0, pad_id)
+    prefix_ids = np.where(prefix_mask == 1, ids[first, :width], pad_id)  # a prefix is shorter than its rows
     own = lengths - shared
     span = int(own.max())
     columns = np.minimum(shared[:, None] + np.arange(span), ids.shape[1] - 1)
