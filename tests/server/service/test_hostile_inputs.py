@@ -14,7 +14,7 @@ from rerank_client import AsyncRerankClient, RerankError
 from rerank_proto import rerank_pb2 as pb
 from rerank_proto import rerank_pb2_grpc as pb_grpc
 from rerank_server.engine.settings import RequestLimits
-from rerank_server.models.encoding import _head
+from rerank_server.models.encoding import head
 from tests.models_for_tests import TINY_MAX_LENGTH
 from tests.processes import ServerProcess
 from tests.server_harness import ServerThread, until
@@ -73,8 +73,8 @@ def test_malformed_and_extreme_requests_get_a_status_and_others_are_served(cross
 def test_a_long_document_is_tokenized_only_as_far_as_the_model_reads(cross_scorer: Any) -> None:
     encoder = cross_scorer.encoder
     document = WORDS * 20_000  # about a megabyte and 200,000 tokens
-    head = _head(document, TINY_MAX_LENGTH * 16)
-    assert len(head) < 3000 and document.startswith(head) and head.endswith("the")  # cut at a space
+    start = head(document, TINY_MAX_LENGTH * 16)
+    assert len(start) < 3000 and document.startswith(start) and start.endswith("the")  # cut at a space
     capped = encoder.ids([document], limit=TINY_MAX_LENGTH)[0]
     whole = encoder.ids([document[:20_000]])[0]
     assert capped.tolist() == whole[: TINY_MAX_LENGTH + 1].tolist()  # exactly the whole text's first ids
@@ -94,8 +94,8 @@ def test_a_long_document_is_tokenized_only_as_far_as_the_model_reads(cross_score
 def test_a_long_text_without_spaces_is_cut_before_tokenizing_too(cross_scorer: Any, unit: str) -> None:
     encoder = cross_scorer.encoder
     document = unit * (1_000_000 // len(unit))  # a megabyte with no space: punctuation, words and commas, one run
-    head = _head(document, TINY_MAX_LENGTH * 16)
-    assert len(head) <= TINY_MAX_LENGTH * 16 and document.startswith(head)  # never the whole megabyte
+    start = head(document, TINY_MAX_LENGTH * 16)
+    assert len(start) <= TINY_MAX_LENGTH * 16 and document.startswith(start)  # never the whole megabyte
     capped = encoder.ids([document], limit=TINY_MAX_LENGTH)[0]
     whole = encoder.ids([document[:50_000]])[0]
     assert capped.tolist() == whole[: TINY_MAX_LENGTH + 1].tolist()  # the same ids the text starts with
