@@ -42,6 +42,17 @@ def weights_in(directory: Path, precision: Precision) -> int:
     return int(checkpoint_bytes(directory) * _BYTES.get(target, 4) / _BYTES.get(saved, 4))
 
 
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes the weights of a loaded module take (tied tensors once; none for those on the meta device)."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.data_ptr() not in seen and tensor.device.type != "meta":
+            seen.add(tensor.data_ptr())
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
 def free_bytes(device: str) -> int | None:
     """Memory free on ``device`` now (CUDA: the device's; CPU: what the OS says is available), or None
     where it cannot be told (MPS shares memory with the system and reports no free figure)."""

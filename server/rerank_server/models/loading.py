@@ -14,7 +14,7 @@ from .base import ModelInfo, ModelKind, Scorer
 from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
 from .decoder import DecoderNetwork, PrefixReuse, ScoreSpec, is_decoder_config, score_head
 from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision, split_devices
-from .fit import DoesNotFit, check_fits, free_bytes, weights_in
+from .fit import DoesNotFit, check_fits, free_bytes, weight_bytes, weights_in
 from .network import Network
 from .simulated import is_simulated
 
@@ -311,13 +311,3 @@ def _info(spec: ModelSpec, kind: ModelKind, model: Any, device: str, precision: 
         memory_bytes=weight_bytes(model),
     )
 
-
-def weight_bytes(model: Any) -> int:
-    """Bytes the weights of a torch module take (each tensor once, shared ones counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for tensor in [*model.parameters(), *model.buffers()]:
-        if tensor.data_ptr() not in seen and tensor.device.type != "meta":
-            seen.add(tensor.data_ptr())
-            total += tensor.numel() * tensor.element_size()
-    return total

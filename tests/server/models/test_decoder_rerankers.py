@@ -266,3 +266,21 @@ def test_the_cli_sends_an_instruction_and_lists_what_a_model_takes(models: dict[
     want = cross.predict([(QUERY, d) for d in DOCS[:3]], prompt="find the red one")
     np.testing.assert_allclose([got[i] for i in range(3)], want, atol=TOLERANCE, rtol=0)
     assert "takes an instruction" in listed.getvalue() and " MiB" in listed.getvalue()
+
+
+def test_edge_inputs_equal_predict_or_are_refused_clearly(models: dict[str, Path]) -> None:
+    """A one-letter document, a query that alone fills the model (the cut then reaches the query, as in
+    predict), error_on_truncation for a long pair, and windows with no room beside the query."""
+    cross = _cross_encoder(models["qwen3"])
+    long_query = "which river runs to the ocean " * 40
+    pairs = [(QUERY, "a"), (long_query, DOCS[0]), (long_query, "a")]
+    with ServerThread([_scorer(models["qwen3"])]) as running, RerankClient(running.target) as client:
+        scored = client.score(pairs)
+        with pytest.raises(RerankError) as caught:
+            client.rerank(QUERY, DOCS, error_on_truncation=True)
+        with pytest.raises(RerankError) as no_room:
+            client.rerank(long_query, DOCS[:2], windows=True)
+    np.testing.assert_allclose(scored.scores, cross.predict(pairs), atol=TOLERANCE, rtol=0)
+    assert scored.truncated == [False, True, True]
+    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT and "index 2" in str(caught.value)
+    assert no_room.value.code is grpc.StatusCode.INVALID_ARGUMENT and "shorten the query" in str(no_room.value)
