@@ -86,6 +86,14 @@ class ChatFormat:
         self._left = getattr(tokenizer, "truncation_side", "right") == "left"
         self._ends: dict[tuple[str, str | None], tuple[Ids, Ids]] = {}
         self._lock = threading.Lock()
+        shown = self._render("query-probe", "document-probe", None)
+        if "query-probe" not in shown or "document-probe" not in shown:
+            raise ValueError(
+                "its chat template does not render a query and a document (it is a chat model's template, not a "
+                "reranker's); serve the revision published with sentence-transformers' files (e.g. hf download "
+                "Qwen/Qwen3-Reranker-0.6B --revision refs/pr/11 --local-dir DIR) or save the reranker's template "
+                "beside the model as chat_template.jinja"
+            )
         probe = self._render("q", "d", None)
         self._splices = self._render("q", _SENTINEL, None).count(_SENTINEL) == 1 and probe == self._splice("q", None).format("d")
         self.overhead = sum(len(end) for end in self.ends("", None))

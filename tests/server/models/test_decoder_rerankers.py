@@ -284,3 +284,17 @@ def test_edge_inputs_equal_predict_or_are_refused_clearly(models: dict[str, Path
     assert scored.truncated == [False, True, True]
     assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT and "index 2" in str(caught.value)
     assert no_room.value.code is grpc.StatusCode.INVALID_ARGUMENT and "shorten the query" in str(no_room.value)
+
+
+def test_a_chat_template_that_drops_the_pair_is_refused_at_load(models: dict[str, Path], tmp_path: Path) -> None:
+    """A causal model whose template is a chat model's (system/user/assistant only) would score prompts
+    holding neither the query nor the document: refused at load with the fix, as predict refuses it."""
+    import shutil
+
+    broken = tmp_path / "chat-model"
+    shutil.copytree(models["qwen3"], broken)
+    (broken / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if m.role in ['system', 'user', 'assistant'] %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endif %}{% endfor %}"
+    )
+    with pytest.raises(ModelLoadError, match="does not render a query and a document .* chat_template.jinja"):
+        _scorer(broken)
