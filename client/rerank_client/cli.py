@@ -73,7 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--file", "-f", help="read documents from this file, one per line (added after any given as arguments)")
     rank.add_argument("--top-k", type=int, default=0, help="show only the best K (default: all)")
     rank.add_argument("--model", default="", help="model name on the server (default: the server's default model)")
-    rank.add_argument("--normalization", choices=["raw", "sigmoid"], default="raw", help="raw model scores, or their sigmoid in (0, 1) (default %(default)s)")
+    rank.add_argument(
+        "--normalization",
+        choices=["raw", "sigmoid", "calibrated"],
+        default="raw",
+        help="raw model scores, their sigmoid in (0, 1), or calibrated P(relevant) for a model served with a calibration (default %(default)s)",
+    )
+    rank.add_argument(
+        "--min-score", type=float, default=None, help="leave out documents scoring below this, in --normalization's scale (e.g. 0.5 with calibrated)"
+    )
     rank.add_argument("--error-on-truncation", action="store_true", help="fail instead of truncating documents longer than the model reads")
     rank.add_argument("--windows", action="store_true", help="score documents longer than the model reads in overlapping windows instead of truncating them")
     rank.add_argument("--aggregation", choices=["max", "mean", "first"], default="max", help="with --windows: how window scores make a document's score (default %(default)s)")
@@ -101,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .compare.command import add_parser as add_compare
 
     add_compare(sub)
+    from .calibrate.command import add_parser as add_calibrate
+
+    add_calibrate(sub)
     return parser
 
 
@@ -141,6 +152,7 @@ def _table(result: RerankResult, documents: Sequence[str], width: int = 80) -> s
     lines.append(
         f"model {result.model}: {result.usage.pairs} pairs, {result.usage.tokens} tokens, "
         f"{t.total_ms:.1f} ms on the server ({t.queue_ms:.1f} queue, {t.inference_ms:.1f} inference)"
+        + (f"; {result.dropped} below --min-score left out" if result.dropped else "")
     )
     return "\n".join(lines)
 
@@ -160,6 +172,7 @@ def _run_rank(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
             windows=args.windows,
             aggregation=args.aggregation,
             instruction=args.instruction,
+            **({"min_score": args.min_score} if args.min_score is not None else {}),
         )
     if args.json:
         rows = [
@@ -189,6 +202,7 @@ def _run_models(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
             f"{m.name}{default}: {m.kind} from {m.source}, max {m.max_seq_length} tokens, {m.device}/{m.dtype}/{m.backend}"
             + (f", {m.memory_bytes / 2**20:,.0f} MiB" if m.memory_bytes else "")
             + ("; takes an instruction" if m.takes_instruction else "")
+            + (f"; calibrated ({m.calibration})" if m.calibration else "")
             + "; "
             f"batches of <= {b.max_batch_size} pairs / {b.max_batch_tokens} tokens / {b.max_wait_ms:g} ms; "
             f"admits what can finish by its deadline (default {b.default_deadline_s:g} s"
@@ -211,7 +225,7 @@ def _run_health(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     return 0 if status == "SERVING" else 1
 
 
-_SUBCOMMANDS = {"rank", "models", "health", "loadtest", "compare"}
+_SUBCOMMANDS = {"rank", "models", "health", "loadtest", "compare", "calibrate"}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:

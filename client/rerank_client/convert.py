@@ -22,7 +22,7 @@ from .types import (
     Usage,
 )
 
-NORMALIZATIONS = {"raw": pb.NORMALIZATION_RAW, "sigmoid": pb.NORMALIZATION_SIGMOID}
+NORMALIZATIONS = {"raw": pb.NORMALIZATION_RAW, "sigmoid": pb.NORMALIZATION_SIGMOID, "calibrated": pb.NORMALIZATION_CALIBRATED}
 PRIORITIES = {"interactive": pb.PRIORITY_INTERACTIVE, "bulk": pb.PRIORITY_BULK}
 AGGREGATIONS = {"max": pb.AGGREGATION_MAX, "mean": pb.AGGREGATION_MEAN, "first": pb.AGGREGATION_FIRST}
 _KINDS = {pb.MODEL_KIND_CROSS_ENCODER: "cross-encoder", pb.MODEL_KIND_BI_ENCODER: "bi-encoder"}
@@ -49,6 +49,9 @@ def rerank_request(query: str, documents: Sequence[str], **o: Unpack[RerankOptio
     aggregation = o.get("aggregation", "max")
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+    min_score = o.get("min_score")
+    if min_score is not None and min_score != min_score:
+        raise ValueError("min_score is NaN; give a number, or leave it out to keep every result")
     return pb.RerankRequest(
         query=query,
         documents=list(documents),
@@ -61,6 +64,7 @@ def rerank_request(query: str, documents: Sequence[str], **o: Unpack[RerankOptio
         windowing=pb.Windowing(enabled=o.get("windows", False), overlap_tokens=o.get("window_overlap", 0), aggregation=AGGREGATIONS[aggregation]),
         priority=_priority(o.get("priority", "interactive")),
         instruction=o.get("instruction", ""),
+        min_score=min_score,
     )
 
 
@@ -123,6 +127,7 @@ def rerank_result(msg: pb.RerankResponse, attempts: int = 1) -> RerankResult:
         timing=_timing(msg.timing),
         request_id=msg.request_id,
         attempts=attempts,
+        dropped=msg.dropped,
     )
 
 
@@ -162,6 +167,8 @@ def model_list(msg: pb.ListModelsResponse) -> ModelList:
                 backend=m.backend or "torch",
                 takes_instruction=m.takes_instruction,
                 memory_bytes=m.memory_bytes,
+                fingerprint=m.fingerprint,
+                calibration=m.calibration,
             )
             for m in msg.models
         ],

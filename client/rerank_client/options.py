@@ -12,7 +12,9 @@ class ScoreOptions(TypedDict, total=False):
 
     Attributes:
         model: the served model's name ("" or left out: the server's default model).
-        normalization: "raw" (the model's own scores, the default) or "sigmoid" (in (0, 1)).
+        normalization: "raw" (the model's own scores, the default), "sigmoid" (in (0, 1)) or "calibrated"
+            (P(relevant) under the model's calibration: comparable across models; ``ModelInfo.calibration``
+            says which models have one, and one without refuses it with INVALID_ARGUMENT).
         error_on_truncation: refuse pairs longer than the model reads instead of truncating them.
         request_id: echoed in the response and the server's request log.
         priority: "interactive" (the default: someone waits) or "bulk" (goes after interactive work,
@@ -39,6 +41,8 @@ class RerankOptions(ScoreOptions, total=False):
         windows: score documents longer than the model reads in overlapping windows.
         window_overlap: tokens consecutive windows share (0: a quarter of a window).
         aggregation: how window scores make a document's score: "max" (default), "mean" or "first".
+        min_score: drop documents scoring below this (in ``normalization``) after ranking;
+            ``RerankResult.dropped`` counts them (left out: keep all).
     """
 
     top_k: int
@@ -46,3 +50,4 @@ class RerankOptions(ScoreOptions, total=False):
     windows: bool
     window_overlap: int
     aggregation: str
+    min_score: float

@@ -47,6 +47,7 @@ class RerankResult:
     timing: Timing
     request_id: str
     attempts: int = 1  # more than 1: the client retried the call (UNAVAILABLE) before this answer
+    dropped: int = 0  # documents left out for scoring below the request's min_score
 
     @property
     def indices(self) -> list[int]:
@@ -94,6 +95,8 @@ class ModelInfo:
     backend: str = "torch"  # what runs the network: torch, onnx or openvino
     takes_instruction: bool = False  # requests may give it an instruction (Qwen3-Reranker and kin)
     memory_bytes: int = 0  # what its weights take on its device
+    fingerprint: str = ""  # the checkpoint's, whatever its device and precision (a calibration names it)
+    calibration: str = ""  # "platt" or "isotonic" when it serves calibrated scores ("": it does not)
 
 
 @dataclass(frozen=True)

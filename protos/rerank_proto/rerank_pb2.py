@@ -24,49 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16rerank/v1/rerank.proto\x12\trerank.v1\"\xb0\x02\n\rRerankRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x03(\t\x12\r\n\x05top_k\x18\x03 \x01(\r\x12\x18\n\x10return_documents\x18\x04 \x01(\x08\x12\r\n\x05model\x18\x05 \x01(\t\x12/\n\rnormalization\x18\x06 \x01(\x0e\x32\x18.rerank.v1.Normalization\x12\x1b\n\x13\x65rror_on_truncation\x18\x07 \x01(\x08\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\'\n\twindowing\x18\t \x01(\x0b\x32\x14.rerank.v1.Windowing\x12%\n\x08priority\x18\n \x01(\x0e\x32\x13.rerank.v1.Priority\x12\x13\n\x0binstruction\x18\x0b \x01(\t\"a\n\tWindowing\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x16\n\x0eoverlap_tokens\x18\x02 \x01(\r\x12+\n\x0b\x61ggregation\x18\x03 \x01(\x0e\x32\x16.rerank.v1.Aggregation\"n\n\x0eRankedDocument\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x0f\n\x07windows\x18\x06 \x01(\r\"C\n\x05Usage\x12\r\n\x05pairs\x18\x01 \x01(\r\x12\x0e\n\x06tokens\x18\x02 \x01(\x04\x12\x1b\n\x13truncated_documents\x18\x03 \x01(\r\"B\n\x06Timing\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xc4\x01\n\x0eRerankResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.rerank.v1.RankedDocument\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1f\n\x05usage\x18\x03 \x01(\x0b\x32\x10.rerank.v1.Usage\x12!\n\x06timing\x18\x04 \x01(\x0b\x32\x11.rerank.v1.Timing\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x1f\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x10.rerank.v1.Error\"\'\n\x04Pair\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\"\xdb\x01\n\x0cScoreRequest\x12\x1e\n\x05pairs\x18\x01 \x03(\x0b\x32\x0f.rerank.v1.Pair\x12\r\n\x05model\x18\x02 \x01(\t\x12/\n\rnormalization\x18\x03 \x01(\x0e\x32\x18.rerank.v1.Normalization\x12\x1b\n\x13\x65rror_on_truncation\x18\x04 \x01(\x08\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12%\n\x08priority\x18\x06 \x01(\x0e\x32\x13.rerank.v1.Priority\x12\x13\n\x0binstruction\x18\x07 \x01(\t\"\x99\x01\n\rScoreResponse\x12\x0e\n\x06scores\x18\x01 \x03(\x02\x12\x11\n\ttruncated\x18\x02 \x03(\x08\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.rerank.v1.Usage\x12!\n\x06timing\x18\x05 \x01(\x0b\x32\x11.rerank.v1.Timing\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\x13\n\x11ListModelsRequest\"\xc4\x01\n\x0e\x42\x61tchingLimits\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x18\n\x10max_batch_tokens\x18\x02 \x01(\x04\x12\x13\n\x0bmax_wait_ms\x18\x03 \x01(\x01\x12\x18\n\x10max_queued_pairs\x18\x04 \x01(\x04\x12\x1a\n\x12\x64\x65\x66\x61ult_deadline_s\x18\x05 \x01(\x01\x12\x1a\n\x12max_request_time_s\x18\x06 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x07 \x01(\x01\"\x87\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.rerank.v1.ModelKind\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x16\n\x0emax_seq_length\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12+\n\x08\x62\x61tching\x18\x07 \x01(\x0b\x32\x19.rerank.v1.BatchingLimits\x12\x12\n\nis_default\x18\x08 \x01(\x08\x12\x0f\n\x07\x62\x61\x63kend\x18\t \x01(\t\x12\x19\n\x11takes_instruction\x18\n \x01(\x08\x12\x14\n\x0cmemory_bytes\x18\x0b \x01(\x04\"h\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.rerank.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12\x15\n\rmax_documents\x18\x03 \x01(\r*A\n\rNormalization\x12\x15\n\x11NORMALIZATION_RAW\x10\x00\x12\x19\n\x15NORMALIZATION_SIGMOID\x10\x01*Q\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x11\n\rPRIORITY_BULK\x10\x02*O\n\x0b\x41ggregation\x12\x13\n\x0f\x41GGREGATION_MAX\x10\x00\x12\x14\n\x10\x41GGREGATION_MEAN\x10\x01\x12\x15\n\x11\x41GGREGATION_FIRST\x10\x02*`\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18MODEL_KIND_CROSS_ENCODER\x10\x01\x12\x19\n\x15MODEL_KIND_BI_ENCODER\x10\x02\x32\x99\x02\n\x08Reranker\x12=\n\x06Rerank\x12\x18.rerank.v1.RerankRequest\x1a\x19.rerank.v1.RerankResponse\x12:\n\x05Score\x12\x17.rerank.v1.ScoreRequest\x1a\x18.rerank.v1.ScoreResponse\x12G\n\x0cRerankStream\x12\x18.rerank.v1.RerankRequest\x1a\x19.rerank.v1.RerankResponse(\x01\x30\x01\x12I\n\nListModels\x12\x1c.rerank.v1.ListModelsRequest\x1a\x1d.rerank.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16rerank/v1/rerank.proto\x12\trerank.v1\"\xd6\x02\n\rRerankRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x03(\t\x12\r\n\x05top_k\x18\x03 \x01(\r\x12\x18\n\x10return_documents\x18\x04 \x01(\x08\x12\r\n\x05model\x18\x05 \x01(\t\x12/\n\rnormalization\x18\x06 \x01(\x0e\x32\x18.rerank.v1.Normalization\x12\x1b\n\x13\x65rror_on_truncation\x18\x07 \x01(\x08\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\'\n\twindowing\x18\t \x01(\x0b\x32\x14.rerank.v1.Windowing\x12%\n\x08priority\x18\n \x01(\x0e\x32\x13.rerank.v1.Priority\x12\x13\n\x0binstruction\x18\x0b \x01(\t\x12\x16\n\tmin_score\x18\x0c \x01(\x02H\x00\x88\x01\x01\x42\x0c\n\n_min_score\"a\n\tWindowing\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x16\n\x0eoverlap_tokens\x18\x02 \x01(\r\x12+\n\x0b\x61ggregation\x18\x03 \x01(\x0e\x32\x16.rerank.v1.Aggregation\"n\n\x0eRankedDocument\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x0f\n\x07windows\x18\x06 \x01(\r\"C\n\x05Usage\x12\r\n\x05pairs\x18\x01 \x01(\r\x12\x0e\n\x06tokens\x18\x02 \x01(\x04\x12\x1b\n\x13truncated_documents\x18\x03 \x01(\r\"B\n\x06Timing\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd5\x01\n\x0eRerankResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.rerank.v1.RankedDocument\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1f\n\x05usage\x18\x03 \x01(\x0b\x32\x10.rerank.v1.Usage\x12!\n\x06timing\x18\x04 \x01(\x0b\x32\x11.rerank.v1.Timing\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x1f\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x10.rerank.v1.Error\x12\x0f\n\x07\x64ropped\x18\x07 \x01(\r\"\'\n\x04Pair\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\t\"\xdb\x01\n\x0cScoreRequest\x12\x1e\n\x05pairs\x18\x01 \x03(\x0b\x32\x0f.rerank.v1.Pair\x12\r\n\x05model\x18\x02 \x01(\t\x12/\n\rnormalization\x18\x03 \x01(\x0e\x32\x18.rerank.v1.Normalization\x12\x1b\n\x13\x65rror_on_truncation\x18\x04 \x01(\x08\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12%\n\x08priority\x18\x06 \x01(\x0e\x32\x13.rerank.v1.Priority\x12\x13\n\x0binstruction\x18\x07 \x01(\t\"\x99\x01\n\rScoreResponse\x12\x0e\n\x06scores\x18\x01 \x03(\x02\x12\x11\n\ttruncated\x18\x02 \x03(\x08\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.rerank.v1.Usage\x12!\n\x06timing\x18\x05 \x01(\x0b\x32\x11.rerank.v1.Timing\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\x13\n\x11ListModelsRequest\"\xc4\x01\n\x0e\x42\x61tchingLimits\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x18\n\x10max_batch_tokens\x18\x02 \x01(\x04\x12\x13\n\x0bmax_wait_ms\x18\x03 \x01(\x01\x12\x18\n\x10max_queued_pairs\x18\x04 \x01(\x04\x12\x1a\n\x12\x64\x65\x66\x61ult_deadline_s\x18\x05 \x01(\x01\x12\x1a\n\x12max_request_time_s\x18\x06 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x07 \x01(\x01\"\xb1\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.rerank.v1.ModelKind\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x16\n\x0emax_seq_length\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12+\n\x08\x62\x61tching\x18\x07 \x01(\x0b\x32\x19.rerank.v1.BatchingLimits\x12\x12\n\nis_default\x18\x08 \x01(\x08\x12\x0f\n\x07\x62\x61\x63kend\x18\t \x01(\t\x12\x19\n\x11takes_instruction\x18\n \x01(\x08\x12\x14\n\x0cmemory_bytes\x18\x0b \x01(\x04\x12\x13\n\x0b\x66ingerprint\x18\x0c \x01(\t\x12\x13\n\x0b\x63\x61libration\x18\r \x01(\t\"h\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.rerank.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\x12\x15\n\rmax_documents\x18\x03 \x01(\r*_\n\rNormalization\x12\x15\n\x11NORMALIZATION_RAW\x10\x00\x12\x19\n\x15NORMALIZATION_SIGMOID\x10\x01\x12\x1c\n\x18NORMALIZATION_CALIBRATED\x10\x02*Q\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x11\n\rPRIORITY_BULK\x10\x02*O\n\x0b\x41ggregation\x12\x13\n\x0f\x41GGREGATION_MAX\x10\x00\x12\x14\n\x10\x41GGREGATION_MEAN\x10\x01\x12\x15\n\x11\x41GGREGATION_FIRST\x10\x02*`\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18MODEL_KIND_CROSS_ENCODER\x10\x01\x12\x19\n\x15MODEL_KIND_BI_ENCODER\x10\x02\x32\x99\x02\n\x08Reranker\x12=\n\x06Rerank\x12\x18.rerank.v1.RerankRequest\x1a\x19.rerank.v1.RerankResponse\x12:\n\x05Score\x12\x17.rerank.v1.ScoreRequest\x1a\x18.rerank.v1.ScoreResponse\x12G\n\x0cRerankStream\x12\x18.rerank.v1.RerankRequest\x1a\x19.rerank.v1.RerankResponse(\x01\x30\x01\x12I\n\nListModels\x12\x1c.rerank.v1.ListModelsRequest\x1a\x1d.rerank.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rerank.v1.rerank_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NORMALIZATION']._serialized_start=1942
-  _globals['_NORMALIZATION']._serialized_end=2007
-  _globals['_PRIORITY']._serialized_start=2009
-  _globals['_PRIORITY']._serialized_end=2090
-  _globals['_AGGREGATION']._serialized_start=2092
-  _globals['_AGGREGATION']._serialized_end=2171
-  _globals['_MODELKIND']._serialized_start=2173
-  _globals['_MODELKIND']._serialized_end=2269
+  _globals['_NORMALIZATION']._serialized_start=2039
+  _globals['_NORMALIZATION']._serialized_end=2134
+  _globals['_PRIORITY']._serialized_start=2136
+  _globals['_PRIORITY']._serialized_end=2217
+  _globals['_AGGREGATION']._serialized_start=2219
+  _globals['_AGGREGATION']._serialized_end=2298
+  _globals['_MODELKIND']._serialized_start=2300
+  _globals['_MODELKIND']._serialized_end=2396
   _globals['_RERANKREQUEST']._serialized_start=38
-  _globals['_RERANKREQUEST']._serialized_end=342
-  _globals['_WINDOWING']._serialized_start=344
-  _globals['_WINDOWING']._serialized_end=441
-  _globals['_RANKEDDOCUMENT']._serialized_start=443
-  _globals['_RANKEDDOCUMENT']._serialized_end=553
-  _globals['_USAGE']._serialized_start=555
-  _globals['_USAGE']._serialized_end=622
-  _globals['_TIMING']._serialized_start=624
-  _globals['_TIMING']._serialized_end=690
-  _globals['_ERROR']._serialized_start=692
-  _globals['_ERROR']._serialized_end=730
-  _globals['_RERANKRESPONSE']._serialized_start=733
-  _globals['_RERANKRESPONSE']._serialized_end=929
-  _globals['_PAIR']._serialized_start=931
-  _globals['_PAIR']._serialized_end=970
-  _globals['_SCOREREQUEST']._serialized_start=973
-  _globals['_SCOREREQUEST']._serialized_end=1192
-  _globals['_SCORERESPONSE']._serialized_start=1195
-  _globals['_SCORERESPONSE']._serialized_end=1348
-  _globals['_LISTMODELSREQUEST']._serialized_start=1350
-  _globals['_LISTMODELSREQUEST']._serialized_end=1369
-  _globals['_BATCHINGLIMITS']._serialized_start=1372
-  _globals['_BATCHINGLIMITS']._serialized_end=1568
-  _globals['_MODELINFO']._serialized_start=1571
-  _globals['_MODELINFO']._serialized_end=1834
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1836
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1940
-  _globals['_RERANKER']._serialized_start=2272
-  _globals['_RERANKER']._serialized_end=2553
+  _globals['_RERANKREQUEST']._serialized_end=380
+  _globals['_WINDOWING']._serialized_start=382
+  _globals['_WINDOWING']._serialized_end=479
+  _globals['_RANKEDDOCUMENT']._serialized_start=481
+  _globals['_RANKEDDOCUMENT']._serialized_end=591
+  _globals['_USAGE']._serialized_start=593
+  _globals['_USAGE']._serialized_end=660
+  _globals['_TIMING']._serialized_start=662
+  _globals['_TIMING']._serialized_end=728
+  _globals['_ERROR']._serialized_start=730
+  _globals['_ERROR']._serialized_end=768
+  _globals['_RERANKRESPONSE']._serialized_start=771
+  _globals['_RERANKRESPONSE']._serialized_end=984
+  _globals['_PAIR']._serialized_start=986
+  _globals['_PAIR']._serialized_end=1025
+  _globals['_SCOREREQUEST']._serialized_start=1028
+  _globals['_SCOREREQUEST']._serialized_end=1247
+  _globals['_SCORERESPONSE']._serialized_start=1250
+  _globals['_SCORERESPONSE']._serialized_end=1403
+  _globals['_LISTMODELSREQUEST']._serialized_start=1405
+  _globals['_LISTMODELSREQUEST']._serialized_end=1424
+  _globals['_BATCHINGLIMITS']._serialized_start=1427
+  _globals['_BATCHINGLIMITS']._serialized_end=1623
+  _globals['_MODELINFO']._serialized_start=1626
+  _globals['_MODELINFO']._serialized_end=1931
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1933
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2037
+  _globals['_RERANKER']._serialized_start=2399
+  _globals['_RERANKER']._serialized_end=2680
 # @@protoc_insertion_point(module_scope)

@@ -38,6 +38,12 @@ class _NormalizationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Normali
     """The logistic sigmoid of the model's logit, in (0, 1). For a bi-encoder, the
     sigmoid of the cosine similarity.
     """
+    NORMALIZATION_CALIBRATED: _Normalization.ValueType  # 2
+    """P(relevant): the model's raw score mapped by the calibration the server was given for it
+    (rerank-server --calibration NAME=FILE, made by `rerank calibrate`). Comparable across models and
+    safe to threshold. A model without a calibration refuses it with INVALID_ARGUMENT
+    (ModelInfo.calibrated says which have one).
+    """
 
 class Normalization(_Normalization, metaclass=_NormalizationEnumTypeWrapper):
     """How scores are reported."""
@@ -49,6 +55,12 @@ it (for a bi-encoder: the cosine similarity).
 NORMALIZATION_SIGMOID: Normalization.ValueType  # 1
 """The logistic sigmoid of the model's logit, in (0, 1). For a bi-encoder, the
 sigmoid of the cosine similarity.
+"""
+NORMALIZATION_CALIBRATED: Normalization.ValueType  # 2
+"""P(relevant): the model's raw score mapped by the calibration the server was given for it
+(rerank-server --calibration NAME=FILE, made by `rerank calibrate`). Comparable across models and
+safe to threshold. A model without a calibration refuses it with INVALID_ARGUMENT
+(ModelInfo.calibrated says which have one).
 """
 Global___Normalization: _TypeAlias = Normalization  # noqa: Y015
 
@@ -135,6 +147,7 @@ class RerankRequest(_message.Message):
     WINDOWING_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     INSTRUCTION_FIELD_NUMBER: _builtins.int
+    MIN_SCORE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     top_k: _builtins.int
     """How many results to return, best first; 0 returns all of them."""
@@ -163,6 +176,11 @@ class RerankRequest(_message.Message):
     retrieve the code that fixes it". It may also name one of the model's saved prompts. Empty uses
     the model's default. A model that takes none refuses it with INVALID_ARGUMENT.
     """
+    min_score: _builtins.float
+    """Drop results scoring below this, in the requested normalization, after ranking (with
+    NORMALIZATION_CALIBRATED a probability: 0.5 keeps the documents more likely relevant than not).
+    Unset keeps every result. RerankResponse.dropped says how many were dropped.
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -185,12 +203,15 @@ class RerankRequest(_message.Message):
         windowing: Global___Windowing | None = ...,
         priority: Global___Priority.ValueType = ...,
         instruction: _builtins.str = ...,
+        min_score: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["windowing", b"windowing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_score", b"_min_score", "min_score", b"min_score", "windowing", b"windowing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "error_on_truncation", b"error_on_truncation", "instruction", b"instruction", "model", b"model", "normalization", b"normalization", "priority", b"priority", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k", "windowing", b"windowing"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_score", b"_min_score", "documents", b"documents", "error_on_truncation", b"error_on_truncation", "instruction", b"instruction", "min_score", b"min_score", "model", b"model", "normalization", b"normalization", "priority", b"priority", "query", b"query", "request_id", b"request_id", "return_documents", b"return_documents", "top_k", b"top_k", "windowing", b"windowing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__min_score: _TypeAlias = _typing.Literal["min_score"]  # noqa: Y015
+    _WhichOneofArgType__min_score: _TypeAlias = _typing.Literal["_min_score", b"_min_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_score) -> _WhichOneofReturnType__min_score | None: ...
 
 Global___RerankRequest: _TypeAlias = RerankRequest  # noqa: Y015
 
@@ -367,9 +388,12 @@ class RerankResponse(_message.Message):
     TIMING_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The name of the model that served the request."""
     request_id: _builtins.str
+    dropped: _builtins.int
+    """Documents left out because they scored below RerankRequest.min_score."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RankedDocument]:
         """Best first; equal scores keep their input order."""
@@ -391,10 +415,11 @@ class RerankResponse(_message.Message):
         timing: Global___Timing | None = ...,
         request_id: _builtins.str = ...,
         error: Global___Error | None = ...,
+        dropped: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "model", b"model", "request_id", b"request_id", "results", b"results", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped", "error", b"error", "model", b"model", "request_id", b"request_id", "results", b"results", "timing", b"timing", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -586,6 +611,8 @@ class ModelInfo(_message.Message):
     BACKEND_FIELD_NUMBER: _builtins.int
     TAKES_INSTRUCTION_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    CALIBRATION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name requests use in RerankRequest.model."""
     kind: Global___ModelKind.ValueType
@@ -605,6 +632,14 @@ class ModelInfo(_message.Message):
     """Whether requests may give it an instruction (RerankRequest.instruction)."""
     memory_bytes: _builtins.int
     """The memory its weights take on its device, in bytes."""
+    fingerprint: _builtins.str
+    """Identifies the checkpoint (its config and weights), whatever the device or precision it runs at:
+    a calibration names the fingerprint of the model it was fitted on.
+    """
+    calibration: _builtins.str
+    """Whether it has a calibration (NORMALIZATION_CALIBRATED is served), and by which method
+    ("platt" or "isotonic"; empty: none).
+    """
     @_builtins.property
     def batching(self) -> Global___BatchingLimits: ...
     def __init__(
@@ -621,10 +656,12 @@ class ModelInfo(_message.Message):
         backend: _builtins.str = ...,
         takes_instruction: _builtins.bool = ...,
         memory_bytes: _builtins.int = ...,
+        fingerprint: _builtins.str = ...,
+        calibration: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "batching", b"batching", "device", b"device", "dtype", b"dtype", "is_default", b"is_default", "kind", b"kind", "max_seq_length", b"max_seq_length", "memory_bytes", b"memory_bytes", "name", b"name", "source", b"source", "takes_instruction", b"takes_instruction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "batching", b"batching", "calibration", b"calibration", "device", b"device", "dtype", b"dtype", "fingerprint", b"fingerprint", "is_default", b"is_default", "kind", b"kind", "max_seq_length", b"max_seq_length", "memory_bytes", b"memory_bytes", "name", b"name", "source", b"source", "takes_instruction", b"takes_instruction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -269,6 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     models.add_argument(
+        "--calibration",
+        action="append",
+        dest="calibrations",
+        default=[],
+        metavar="NAME=FILE",
+        help=(
+            "serve calibrated scores (P(relevant), NORMALIZATION_CALIBRATED) for the model NAME with this file from "
+            "rerank calibrate; a file fitted on another checkpoint is refused. Default: a rerank-calibration.json in "
+            "the model's directory (the bundled model's ships with the server). Repeatable, per model"
+        ),
+    )
+    models.add_argument(
         "--prefix-reuse",
         default=PrefixReuse.AUTO.value,
         choices=[p.value for p in PrefixReuse],
@@ -418,15 +430,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def with_decoder_options(specs: tuple[ModelSpec, ...], score_tokens: Sequence[str], reuse: PrefixReuse) -> tuple[ModelSpec, ...]:
-    """``specs`` with their ``--score-tokens NAME=...`` and ``--prefix-reuse``; ValueError for a bad one."""
-    scores: dict[str, ScoreSpec] = {}
-    for value in score_tokens:
-        name, sep, spec = (part.strip() for part in value.partition("="))
-        if not sep or name not in [s.name for s in specs]:
-            raise ValueError(f"--score-tokens {value!r}: give NAME=TRUE[,FALSE][,bias=B], where NAME is a served model ({', '.join(s.name for s in specs)})")
-        scores[name] = ScoreSpec.parse(spec)
-    return tuple(dataclasses.replace(s, score=scores.get(s.name), prefix_reuse=reuse) for s in specs)
+def per_model(flag: str, values: Sequence[str], specs: Sequence[ModelSpec], form: str) -> dict[str, str]:
+    """``NAME=VALUE`` flags by served model name; ValueError naming the flag for a bad one."""
+    names = [s.name for s in specs]
+    by_name: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = (part.strip() for part in value.partition("="))
+        if not sep or name not in names or not rest:
+            raise ValueError(f"{flag} {value!r}: give NAME={form}, where NAME is a served model ({', '.join(names)})")
+        by_name[name] = rest
+    return by_name
+
+
+def with_model_options(
+    specs: tuple[ModelSpec, ...], score_tokens: Sequence[str], reuse: PrefixReuse, calibrations: Sequence[str] = ()
+) -> tuple[ModelSpec, ...]:
+    """``specs`` with their ``--score-tokens NAME=...``, ``--prefix-reuse`` and ``--calibration NAME=FILE``;
+    ValueError for a bad one."""
+    scores = {name: ScoreSpec.parse(v) for name, v in per_model("--score-tokens", score_tokens, specs, "TRUE[,FALSE][,bias=B]").items()}
+    files = per_model("--calibration", calibrations, specs, "FILE")
+    return tuple(dataclasses.replace(s, score=scores.get(s.name), prefix_reuse=reuse, calibration=files.get(s.name)) for s in specs)
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
@@ -435,7 +458,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     args = parser.parse_args(argv)
     raw_models = args.models or args.env_models or [DEFAULT_MODEL]
     try:
-        specs = with_decoder_options(tuple(parse_model_arg(m) for m in raw_models), args.score_tokens, PrefixReuse(args.prefix_reuse))
+        specs = with_model_options(
+            tuple(parse_model_arg(m) for m in raw_models), args.score_tokens, PrefixReuse(args.prefix_reuse), args.calibrations
+        )
         kind = device_kind(args.device, args.backend)
         batching = BatchingConfig.for_device(
             kind,

@@ -9,8 +9,9 @@ loop of its own thread, so a synchronous caller gets exactly what a server would
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -34,10 +35,19 @@ T = TypeVar("T")
 
 
 class LocalEngine:
-    """Context manager: models served in this process. ``models`` are ``--model`` values (NAME=SOURCE)."""
+    """Context manager: models served in this process. ``models`` are ``--model`` values (NAME=SOURCE);
+    ``calibrations`` the ``--calibration`` files by model name."""
 
-    def __init__(self, models: Sequence[str], device: str = "auto", dtype: str = "auto", admission: AdmissionConfig = AdmissionConfig()) -> None:
-        specs = [parse_model_arg(m) for m in models]
+    def __init__(
+        self,
+        models: Sequence[str],
+        device: str = "auto",
+        dtype: str = "auto",
+        admission: AdmissionConfig = AdmissionConfig(),
+        calibrations: Mapping[str, str] | None = None,
+    ) -> None:
+        files = calibrations or {}
+        specs = [dataclasses.replace(spec, calibration=files.get(spec.name)) for spec in map(parse_model_arg, models)]
         scorers = [load_scorers(spec, device=device, dtype=dtype) for spec in specs]
         kind = device_kind(device, "torch")
         self._pool = TokenizerPool(default_tokenizer_threads(kind))
@@ -55,6 +65,10 @@ class LocalEngine:
     def info(self, model: str = "") -> ModelInfo:
         """The model called ``model`` (empty: the first)."""
         return self._models.get(model).info
+
+    def calibrated(self, model: str = "") -> bool:
+        """Whether the model called ``model`` serves calibrated scores (it was given a calibration)."""
+        return self._models.get(model).scorer.calibration is not None
 
     def rerank(self, model: str, query: str, documents: Sequence[str], options: Options = Options()) -> RerankResult:
         """As the Rerank RPC answers it."""

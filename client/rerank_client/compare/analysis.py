@@ -94,6 +94,9 @@ class QueryComparison:
     max_length: int
     top_k: int = 3
     differences: list[Difference] = field(default_factory=list)
+    # P(relevant) by each model's calibration, when both models have one (None otherwise).
+    cross_probabilities: list[float] | None = None
+    embed_probabilities: list[float] | None = None
 
     @property
     def cross_order(self) -> list[int]:
@@ -169,4 +172,37 @@ class QueryComparison:
             f"top{k}_overlap": self.top_overlap,
             "differences": [asdict(d) for d in self.differences],
             "documents": self.documents,
+            **(
+                {"cross_encoder_probabilities": self.cross_probabilities, "embedding_probabilities": self.embed_probabilities}
+                if self.cross_probabilities is not None
+                else {}
+            ),
         }
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A pair whose calibrated probabilities differ between the two models."""
+
+    query: str
+    index: int
+    document: str
+    cross_probability: float
+    embed_probability: float
+
+    @property
+    def gap(self) -> float:
+        """How far apart the two probabilities are."""
+        return abs(self.cross_probability - self.embed_probability)
+
+
+def disagreements(comparisons: list[QueryComparison], count: int = 5) -> list[Disagreement]:
+    """The ``count`` pairs on which the models' calibrated probabilities differ most (none without them).
+    Calibrated, the two models' scores are on one scale, so their gap means something; raw, it would not."""
+    found = [
+        Disagreement(c.query, i, c.documents[i], p, q)
+        for c in comparisons
+        if c.cross_probabilities is not None and c.embed_probabilities is not None
+        for i, (p, q) in enumerate(zip(c.cross_probabilities, c.embed_probabilities))
+    ]
+    return sorted(found, key=lambda d: -d.gap)[:count]

@@ -54,12 +54,35 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
             "a local directory, or 'bundled' for all-MiniLM-L6-v2 (default bundled)"
         ),
     )
+    p.add_argument(
+        "--calibration",
+        action="append",
+        default=[],
+        metavar="ROLE=FILE",
+        help=(
+            "with --local: a calibration from rerank calibrate for the cross-encoder (cross=FILE) or the embedding model "
+            "(embedding=FILE; the bundled one has its own). With both calibrated (through --target: both served with one), "
+            "calibrated probabilities are shown side by side, with the pairs they disagree on most"
+        ),
+    )
     p.add_argument("--top-k", type=int, default=3, help="length of the top lists compared (default %(default)s)")
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table", help="(default %(default)s)")
     p.add_argument("--timeout", type=float, default=60.0, help="with --target: seconds per call (default %(default)s)")
     add_connection(p)
     p.set_defaults(run=run)
     return p
+
+
+def _calibrations(values: list[str]) -> dict[str, str]:
+    """``--calibration ROLE=FILE`` values by the local engine's model names (cross, embed)."""
+    roles = {"cross": "cross", "cross-encoder": "cross", "embedding": "embed", "embed": "embed"}
+    files = {}
+    for value in values:
+        role, sep, path = value.partition("=")
+        if not sep or role.strip() not in roles or not path.strip():
+            raise ValueError(f"--calibration {value!r}: give cross=FILE or embedding=FILE")
+        files[roles[role.strip()]] = path.strip()
+    return files
 
 
 def _display(source: str) -> str:
@@ -73,7 +96,10 @@ def compare(source: Source, queries: list[dict[str, Any]], top_k: int) -> list[Q
     for entry in queries:
         docs = list(entry["documents"])
         scored = source.score(entry["query"], docs)
-        c = QueryComparison(entry["query"], docs, scored.cross, scored.embed, scored.tokens, scored.truncated, scored.max_length, top_k)
+        c = QueryComparison(
+            entry["query"], docs, scored.cross, scored.embed, scored.tokens, scored.truncated, scored.max_length, top_k,
+            cross_probabilities=scored.cross_probabilities, embed_probabilities=scored.embed_probabilities,
+        )
         c.explain()
         comparisons.append(c)
     return comparisons
@@ -83,11 +109,13 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, stdin: TextIO = sys.
     """Run ``rerank compare`` with parsed arguments."""
     if bool(args.target) == bool(args.local):
         raise SystemExit("rerank compare: error: give either --target HOST:PORT (a server with both models) or --local")
+    if args.calibration and not args.local:
+        raise SystemExit("rerank compare: error: --calibration is for --local; a server's models have the calibrations it was started with")
     try:
         queries = load_examples(args.data)
         if args.local:
             cross, embedding = args.cross_encoder or LOCAL_CROSS_ENCODER, args.embedding or "bundled"
-            source: Source = LocalSource(cross, embedding)
+            source: Source = LocalSource(cross, embedding, calibrations=_calibrations(args.calibration))
             names = (_display(cross), _display(embedding))
         else:
             from ..client import RerankClient

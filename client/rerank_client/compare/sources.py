@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +21,8 @@ class Scored:
     tokens: list[int]  # tokens of (query, document) for the cross-encoder, capped at its max length
     truncated: list[bool]
     max_length: int
+    cross_probabilities: list[float] | None = None  # calibrated, when both models have a calibration
+    embed_probabilities: list[float] | None = None
 
 
 class Source(Protocol):
@@ -60,6 +63,7 @@ class ServerSource:
                 raise ValueError(f"{name!r} is a {models[name].kind}, not a {kind}")
         self.cross_model, self.embed_model = cross_model, embed_model
         self.max_length = models[cross_model].max_seq_length
+        self.calibrated = bool(models[cross_model].calibration and models[embed_model].calibration)
 
     def score(self, query: str, documents: list[str]) -> Scored:
         """One Score call per pair, so each pair's tokens come back in its own usage."""
@@ -69,8 +73,13 @@ class ServerSource:
             cross.append(result.scores[0])
             tokens.append(result.usage.tokens)
             truncated.append(result.truncated[0])
-        embed = self.client.score([(query, d) for d in documents], model=self.embed_model).scores
-        return Scored(cross, list(embed), tokens, truncated, self.max_length)
+        pairs = [(query, d) for d in documents]
+        embed = self.client.score(pairs, model=self.embed_model).scores
+        if not self.calibrated:
+            return Scored(cross, list(embed), tokens, truncated, self.max_length)
+        p_cross = self.client.score(pairs, model=self.cross_model, normalization="calibrated").scores
+        p_embed = self.client.score(pairs, model=self.embed_model, normalization="calibrated").scores
+        return Scored(cross, list(embed), tokens, truncated, self.max_length, list(p_cross), list(p_embed))
 
     def close(self) -> None:
         """Close the client's channel."""
@@ -80,13 +89,15 @@ class ServerSource:
 class LocalSource:
     """Both models loaded in this process and scored by the server's engine (needs rerank-grpc[server])."""
 
-    def __init__(self, cross_source: str, embed_source: str, device: str = "auto") -> None:
+    def __init__(self, cross_source: str, embed_source: str, device: str = "auto", calibrations: dict[str, str] | None = None) -> None:
         try:
             from rerank_server.local import LocalEngine
         except ImportError as exc:
             raise ValueError("--local needs the server's model layer: pip install '.[server]' in the rerank-grpc checkout") from exc
         try:
-            self.engine = LocalEngine([f"cross=cross-encoder:{cross_source}", f"embed=bi-encoder:{embed_source}"], device=device, dtype="float32")
+            self.engine = LocalEngine(
+                [f"cross=cross-encoder:{cross_source}", f"embed=bi-encoder:{embed_source}"], device=device, dtype="float32", calibrations=calibrations
+            )
         except RuntimeError as exc:  # the model cannot be loaded here (offline, not cached, not a model)
             reason = getattr(exc, "reason", str(exc))  # the why, without the server's own --model fix
             raise ValueError(
@@ -103,8 +114,17 @@ class LocalSource:
             cross.append(result.scores[0])
             tokens.append(result.usage.tokens)
             truncated.append(result.truncated[0])
-        embed = self.engine.score("embed", [(query, d) for d in documents]).scores
-        return Scored(cross, embed, tokens, truncated, self.engine.info("cross").max_seq_length)
+        pairs = [(query, d) for d in documents]
+        embed = self.engine.score("embed", pairs).scores
+        scored = Scored(cross, embed, tokens, truncated, self.engine.info("cross").max_seq_length)
+        if not self.engine.calibrated("cross") or not self.engine.calibrated("embed"):
+            return scored
+        from rerank_server.engine import Options
+        from rerank_server.models import Normalization
+
+        calibrated = Options(normalization=Normalization.CALIBRATED)
+        p_cross, p_embed = (self.engine.score(name, pairs, calibrated).scores for name in ("cross", "embed"))
+        return dataclasses.replace(scored, cross_probabilities=p_cross, embed_probabilities=p_embed)
 
     def close(self) -> None:
         """Release the models."""

@@ -45,6 +45,22 @@ def build_minilm_cross_encoder(directory: Path, seed: int = 0) -> Path:
     return out
 
 
+def build_truncated_bi_encoder(directory: Path, layers: int = 3) -> Path:
+    """The bundled all-MiniLM-L6-v2 cut to its first ``layers`` layers, saved under ``directory`` (reused if
+    there): a second, weaker model with scores on a scale of its own, for comparing models offline."""
+    out = directory / f"all-MiniLM-L{layers}-cut"
+    if (out / "config.json").is_file():
+        return out
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(bundled_model_dir()), device="cpu")
+    bert: Any = model[0].auto_model
+    bert.encoder.layer = bert.encoder.layer[:layers]
+    bert.config.num_hidden_layers = layers
+    model.save_pretrained(str(out))
+    return out
+
+
 def flops_per_pair(tokens: int, layers: int = 6, hidden: int = 384, intermediate: int = 1536) -> float:
     # Defaults: ms-marco-MiniLM-L-6-v2 (and all-MiniLM-L6-v2).
     """Forward FLOPs of one BERT pass over ``tokens`` tokens (2 per multiply-add).

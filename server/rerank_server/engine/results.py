@@ -15,7 +15,7 @@ class Options:
 
     Attributes:
         top_k: return only the best ``top_k`` documents (0: all); Rerank only.
-        normalization: raw model scores, or their sigmoid.
+        normalization: raw model scores, their sigmoid, or P(relevant) under the model's calibration.
         windowing: split documents longer than the model reads into windows (None: truncate); Rerank only.
         error_on_truncation: refuse the request if any pair is longer than the model reads.
         max_document_tokens: read at most this many tokens of each document (None: what the model reads);
@@ -24,6 +24,8 @@ class Options:
             refusal names both: each API has its own field for it).
         instruction: what the documents are judged for, for an instruction-following reranker (empty: the
             model's default); a model that takes none refuses it.
+        min_score: drop documents scoring below this (in ``normalization``) after ranking (None: keep all);
+            Rerank only.
 
     Who asks and by when (deadline, priority, caller) is the request's :class:`Claim`, apart from these.
     """
@@ -35,6 +37,7 @@ class Options:
     max_document_tokens: int | None = None
     truncation_switch: tuple[str, str] = ("error_on_truncation is set", "unset error_on_truncation")
     instruction: str = ""
+    min_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,13 @@ class RankedDocument:
 
 @dataclass(frozen=True)
 class RerankResult:
-    """A Rerank answer."""
+    """A Rerank answer; ``dropped`` documents scored below the request's ``min_score``."""
 
     model: str
     documents: list[RankedDocument]
     usage: Usage
     timing: Timing
+    dropped: int = 0
 
 
 @dataclass(frozen=True)

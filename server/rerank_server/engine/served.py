@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..batching import NO_CLAIM, Batcher, Claim, Completed, Reservation, SpeedEstimate, create_batcher
-from ..models import ModelInfo, ModelKind, Scorer, ScoringPlan
+from ..models import ModelInfo, ModelKind, Normalization, Scorer, ScoringPlan
 from ..models.encoding import CHARS_PER_TOKEN, Ids, head
 from ..models.prompts import needs_whole
 from ..models.windows import UnscorableInput, Windowing
@@ -99,6 +99,7 @@ class ServedModel:
         """Score ``documents`` against ``query`` and rank them, best first; ``claim`` is the request's
         deadline, priority and caller."""
         accepted = time.monotonic()
+        self._check_normalization(options)
         self._refuse_oversized([query], "the query")
         self._refuse_oversized(documents, "documents")
         self._refuse_oversized([options.instruction], "the instruction")
@@ -124,13 +125,29 @@ class ServedModel:
                 if options.max_document_tokens and windowing is None:
                     document_ids = [ids[: options.max_document_tokens] for ids in document_ids]
                 plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
-            scores, completed = await self._score(plan, options, reservation, "documents")
+            raw, scores, completed = await self._score(plan, options, reservation, "documents")
         truncated, windows = plan.truncated, plan.windows or [1] * len(documents)
+        # Ranked by the raw scores: every normalization is monotone in them, and they keep apart documents
+        # that a saturated sigmoid or a flat step of a calibration would tie.
+        order = ranked_indices(raw, 0)
+        dropped = 0
+        if options.min_score is not None:
+            kept = [i for i in order if scores[i] >= options.min_score]
+            order, dropped = kept, len(order) - len(kept)
+        if options.top_k:
+            order = order[: options.top_k]
         ranked = [
-            RankedDocument(index=i, score=float(scores[i]), rank=rank, truncated=truncated[i], windows=windows[i])
-            for rank, i in enumerate(ranked_indices(scores, options.top_k))
+            RankedDocument(index=i, score=float(scores[i]), rank=rank, truncated=truncated[i], windows=windows[i]) for rank, i in enumerate(order)
         ]
-        return RerankResult(self.info.name, ranked, _usage(plan), _timing(accepted, completed))
+        return RerankResult(self.info.name, ranked, _usage(plan), _timing(accepted, completed), dropped)
+
+    def _check_normalization(self, options: Options) -> None:
+        """Refuse CALIBRATED scores from a model served without a calibration, before any work."""
+        if options.normalization is Normalization.CALIBRATED and self.scorer.calibration is None:
+            raise UnscorableInput(
+                f"model {self.info.name!r} has no calibration, so it has no calibrated scores; fit one with "
+                f"rerank calibrate and serve it with --calibration {self.info.name}=FILE, or ask for raw or sigmoid scores"
+            )
 
     def _instruction(self, options: Options) -> str | None:
         """The instruction this request is scored with (its own or the model's default), or refused."""
@@ -157,6 +174,7 @@ class ServedModel:
     async def score(self, pairs: Sequence[tuple[str, str]], options: Options = Options(), claim: Claim = NO_CLAIM) -> ScoreResult:
         """Score independent (query, document) pairs, in input order."""
         accepted = time.monotonic()
+        self._check_normalization(options)
         self._refuse_oversized([t for pair in pairs for t in pair], "pairs", per_item=2)
         self._refuse_oversized([options.instruction], "the instruction")
         instruction = self._instruction(options)
@@ -174,7 +192,7 @@ class ServedModel:
                 query_ids, document_ids = await self._tokenize(queries, documents, whole=False)
                 ids = dict(zip(queries + documents, query_ids + document_ids))
                 plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
-            scores, completed = await self._score(plan, options, reservation, "pairs")
+            _, scores, completed = await self._score(plan, options, reservation, "pairs")
         return ScoreResult(self.info.name, [float(s) for s in scores], list(plan.truncated), _usage(plan), _timing(accepted, completed))
 
     async def _plan_chat_pairs(self, pairs: Sequence[tuple[str, str]], instruction: str | None) -> ScoringPlan:
@@ -237,7 +255,10 @@ class ServedModel:
             self.pool.ids(encoder, queries, query_limit), self.pool.ids(encoder, documents, None if whole else limit)
         )
 
-    async def _score(self, plan: ScoringPlan, options: Options, reservation: Reservation, what: str) -> tuple[np.ndarray, Completed[object]]:
+    async def _score(
+        self, plan: ScoringPlan, options: Options, reservation: Reservation, what: str
+    ) -> tuple[np.ndarray, np.ndarray, Completed[object]]:
+        """Run ``plan``'s items: the raw scores (one a pair), the scores ``options`` asks for, and how it went."""
         if options.error_on_truncation and any(plan.truncated):
             over = [i for i, t in enumerate(plan.truncated) if t]
             raise UnscorableInput(
@@ -246,7 +267,16 @@ class ServedModel:
                 f"{options.truncation_switch[1]} to score their beginning"
             )
         completed = await self.batcher.submit(plan.items, plan.costs, reservation=reservation)
-        return self.scorer.normalize(plan.combine(completed.results), options.normalization), completed
+        raw = plan.combine(completed.results)
+        return raw, self._report(raw, options.normalization), completed
+
+    def _report(self, raw: np.ndarray, normalization: Normalization) -> np.ndarray:
+        """The scores ``normalization`` reports for ``raw``: CALIBRATED maps what RAW reports (the model's
+        own output, which ``rerank calibrate`` fitted on) through the model's calibration."""
+        if normalization is Normalization.CALIBRATED:
+            assert self.scorer.calibration is not None  # refused before any work otherwise
+            return self.scorer.calibration.apply(self.scorer.normalize(raw, Normalization.RAW))
+        return self.scorer.normalize(raw, normalization)
 
 
 def _usage(plan: ScoringPlan) -> Usage:

@@ -13,6 +13,7 @@ import numpy.typing as npt
 Scores = npt.NDArray[np.float32]
 
 if TYPE_CHECKING:
+    from .calibration import Calibration
     from .encoding import Encoded, Ids, TextEncoder
     from .prompts import ChatFormat, Instructions
     from .windows import Windowing
@@ -30,6 +31,7 @@ class Normalization(enum.Enum):
 
     RAW = "raw"  # exactly what sentence-transformers' predict returns (cosine for a bi-encoder)
     SIGMOID = "sigmoid"  # the logistic sigmoid of the logit (or of the cosine)
+    CALIBRATED = "calibrated"  # P(relevant): RAW mapped by the model's calibration (see ``calibration``)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class ModelInfo:
     dtype: str
     backend: str = "torch"  # what runs the network: torch, onnx (ONNX Runtime), openvino, or simulated (--device sim:...)
     memory_bytes: int = 0  # what its weights take on its device
+    fingerprint: str = ""  # the checkpoint's (see ``calibration.fingerprint``): the same on any device and precision
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Scorer(Protocol):
     encoder: TextEncoder
     instructions: Instructions  # which instructions requests may give it, and its default
     chat: ChatFormat | None  # how pairs are rendered for a chat-template reranker (None: pairs of ids)
+    calibration: Calibration | None  # its raw score -> P(relevant), when it was given one
 
     def plan_rerank(self, query: Ids, documents: Sequence[Ids], windowing: Windowing | None = None) -> ScoringPlan:
         """Items for one query against many documents (given as token ids); with ``windowing``,
@@ -117,7 +121,8 @@ class Scorer(Protocol):
         ...
 
     def normalize(self, raw: Scores, normalization: Normalization) -> Scores:
-        """Turn raw scores from ``combine`` into the reported scores."""
+        """Turn raw scores from ``combine`` into the reported RAW or SIGMOID scores (CALIBRATED is the
+        engine's: ``calibration`` applied to RAW)."""
         ...
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
+from .calibration import Calibration
 from .encoding import Ids, TextEncoder
 from .network import NetworkStages, Rows, TorchNetwork
 from .prompts import ChatFormat, Instructions
@@ -21,9 +22,10 @@ class BiEncoderScorer(NetworkStages):
     items are therefore texts, not pairs.
     """
 
-    def __init__(self, model: Any, info: ModelInfo) -> None:
+    def __init__(self, model: Any, info: ModelInfo, calibration: Calibration | None = None) -> None:
         self.model = model
         self.info = info
+        self.calibration = calibration
         self.encoder = TextEncoder(model.tokenizer, info.max_seq_length)
         self.network = TorchNetwork(model, info.device, "sentence_embedding", unit_rows=True)
         self.instructions = Instructions(accepts=False)

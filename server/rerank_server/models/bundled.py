@@ -33,6 +33,12 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def bundled_calibration() -> Path:
+    """The calibration of the bundled model, fitted by ``rerank calibrate`` on ``examples/labelled-pairs.jsonl``
+    (served as NORMALIZATION_CALIBRATED unless ``--calibration`` gives another)."""
+    return Path(__file__).resolve().parent.parent / "data" / "all-MiniLM-L6-v2.calibration.json"
+
+
 def bundled_model_dir(verify: bool = True) -> Path:
     """The directory of the bundled model, after checking its weights' SHA-256."""
     try:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .base import ModelInfo, Normalization, Scores, ScoringPlan, sigmoid
+from .calibration import Calibration
 from .encoding import Ids, TextEncoder
 from .network import Network, NetworkStages, Rows, TorchNetwork
 from .prompts import Instructions, chat_format
@@ -29,7 +30,7 @@ class CrossEncoderScorer(NetworkStages):
     when it has one (``chat``, see ``models.prompts``) and its network reads each pair's last token.
     """
 
-    def __init__(self, model: Any, info: ModelInfo, network: Network | None = None) -> None:
+    def __init__(self, model: Any, info: ModelInfo, network: Network | None = None, calibration: Calibration | None = None) -> None:
         if model.num_labels != 1:
             raise ValueError(
                 f"{info.source} has {model.num_labels} output labels; a reranker has exactly one "
@@ -37,6 +38,7 @@ class CrossEncoderScorer(NetworkStages):
             )
         self.model = model
         self.info = info
+        self.calibration = calibration
         self.encoder = TextEncoder(model.tokenizer, info.max_seq_length)
         self.chat = chat_format(model, self.encoder.encode, info.max_seq_length)
         if self.chat is not None:

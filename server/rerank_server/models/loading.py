@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .base import ModelInfo, ModelKind, Scorer
-from .bundled import BUNDLED_NAME, BundledModelError, bundled_model_dir, is_bundled
+from .bundled import BUNDLED_NAME, BundledModelError, bundled_calibration, bundled_model_dir, is_bundled
+from .calibration import Calibration, CalibrationError, calibration_for, fingerprint
 from .decoder import DecoderNetwork, PrefixReuse, ScoreSpec, is_decoder_config, score_head
 from .device import Precision, quantize_linear_int8, resolve_backend, resolve_device, resolve_precision, split_devices
 from .fit import DoesNotFit, check_fits, free_bytes, weight_bytes, weights_in
@@ -39,13 +40,15 @@ class ModelLoadError(RuntimeError):
 class ModelSpec:
     """One ``--model`` argument: the name requests use, where to load it from, and (optionally) its kind;
     for a decoder reranker, the tokens its score reads (``--score-tokens``) and when it computes a
-    request's shared prefix once (``--prefix-reuse``)."""
+    request's shared prefix once (``--prefix-reuse``); the calibration its CALIBRATED scores use
+    (``--calibration``)."""
 
     name: str
     source: str
     kind: ModelKind | None = None  # None: detect from the model's files
     score: ScoreSpec | None = None  # None: from the model's files (its LogitScore module or score layer)
     prefix_reuse: PrefixReuse = PrefixReuse.AUTO
+    calibration: str | None = None  # a file from rerank calibrate (None: one in the model's directory, if any)
 
 
 def parse_model_arg(value: str) -> ModelSpec:
@@ -141,8 +144,10 @@ def load_scorer(
         raise ModelLoadError(str(exc)) from exc
     directory = resolve_source(spec.source)
     kind = spec.kind or detect_kind(directory)
+    checkpoint = fingerprint(directory)
+    calibration = _calibration(spec, directory, checkpoint)
     if is_simulated(resolved_device):
-        return _simulated(spec, kind, directory, resolved_device, trust_remote_code)
+        return _simulated(spec, kind, directory, resolved_device, trust_remote_code, checkpoint, calibration)
     config_path = directory / "config.json"
     decoder = kind is ModelKind.CROSS_ENCODER and config_path.is_file() and is_decoder_config(json.loads(config_path.read_text()))
     backend = resolve_backend(backend, resolved_device, kind is ModelKind.CROSS_ENCODER and not decoder)
@@ -170,15 +175,15 @@ def load_scorer(
 
             model = CrossEncoder(str(directory), **common)
             _quantize(model, precision)
-            info = _info(spec, kind, model, resolved_device, precision, backend)
+            info = _info(spec, kind, model, resolved_device, precision, backend, checkpoint)
             if decoder:
                 if backend != "torch":
                     raise ModelLoadError(f"{spec.source} is a decoder reranker; --backend {backend} serves encoder cross-encoders: serve it with --backend torch")
-                return CrossEncoderScorer(model, info, decoder_network(model, spec, resolved_device))
+                return CrossEncoderScorer(model, info, decoder_network(model, spec, resolved_device), calibration)
             if spec.score is not None:
                 raise ModelLoadError(f"--score-tokens {spec.name}=...: {spec.source} is not a decoder reranker; its score is its classifier's output")
             if backend == "torch":
-                return CrossEncoderScorer(model, info)
+                return CrossEncoderScorer(model, info, calibration=calibration)
             from .exported import load_exported
 
             from .encoding import TextEncoder
@@ -187,14 +192,14 @@ def load_scorer(
             network = load_exported(backend, directory, model[0].model, model.tokenizer, encoder, precision.name)
             # The runtime holds its own copy of the weights; torch's would only double the memory.
             model[0].model.to("meta")
-            return CrossEncoderScorer(model, info, network)
+            return CrossEncoderScorer(model, info, network, calibration)
         from sentence_transformers import SentenceTransformer
 
         from .bi_encoder import BiEncoderScorer
 
         model = SentenceTransformer(str(directory), **common)
         _quantize(model, precision)
-        return BiEncoderScorer(model, _info(spec, kind, model, resolved_device, precision, backend))
+        return BiEncoderScorer(model, _info(spec, kind, model, resolved_device, precision, backend, checkpoint), calibration)
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -233,7 +238,22 @@ def load_scorers(
     return scorers
 
 
-def _simulated(spec: ModelSpec, kind: ModelKind, directory: Path, device: str, trust_remote_code: bool) -> Scorer:
+def _calibration(spec: ModelSpec, directory: Path, checkpoint: str) -> Calibration | None:
+    """The calibration ``spec`` is served with (see :func:`calibration_for`; the bundled model's ships with
+    the server), or a :class:`ModelLoadError` naming why it cannot be."""
+    given = spec.calibration
+    if given is None and is_bundled(spec.source) and bundled_calibration().is_file():
+        given = str(bundled_calibration())
+    try:
+        return calibration_for(given, directory, spec.name, spec.source, checkpoint)
+    except CalibrationError as exc:
+        flag = f"--calibration {spec.name}={spec.calibration}: " if spec.calibration else ""
+        raise ModelLoadError(f"{flag}{exc}") from exc
+
+
+def _simulated(
+    spec: ModelSpec, kind: ModelKind, directory: Path, device: str, trust_remote_code: bool, checkpoint: str, calibration: Calibration | None
+) -> Scorer:
     """``spec``'s tokenizer and limits with a simulated network (see ``simulated``): the real request path,
     modelled device time."""
     if kind is not ModelKind.CROSS_ENCODER:
@@ -248,10 +268,10 @@ def _simulated(spec: ModelSpec, kind: ModelKind, directory: Path, device: str, t
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load {spec.source} as a cross-encoder: {reason}") from exc
-    info = ModelInfo(spec.name, kind, spec.source, int(model.max_seq_length or 512), device, "simulated", "simulated")
+    info = ModelInfo(spec.name, kind, spec.source, int(model.max_seq_length or 512), device, "simulated", "simulated", fingerprint=checkpoint)
     network = SimulatedNetwork(parse_profile(device))
     model[0].model.to("meta")  # only its tokenizer and head's activation are used
-    return CrossEncoderScorer(model, info, network)
+    return CrossEncoderScorer(model, info, network, calibration)
 
 
 def load_planner(spec: ModelSpec, info: ModelInfo, trust_remote_code: bool = False) -> Scorer:
@@ -259,6 +279,7 @@ def load_planner(spec: ModelSpec, info: ModelInfo, trust_remote_code: bool = Fal
     tokenize and plan requests and to normalize their scores, while the engine process (whose ``info``
     this reports) runs the network. The weights are read once and dropped."""
     directory = resolve_source(spec.source)
+    calibration = _calibration(spec, directory, info.fingerprint)
     try:
         if info.kind is ModelKind.CROSS_ENCODER:
             from sentence_transformers import CrossEncoder
@@ -267,14 +288,14 @@ def load_planner(spec: ModelSpec, info: ModelInfo, trust_remote_code: bool = Fal
 
             model: Any = CrossEncoder(str(directory), device="cpu", trust_remote_code=trust_remote_code, local_files_only=True)
             model[0].model.to("meta")
-            return CrossEncoderScorer(model, info, _NoNetwork())
+            return CrossEncoderScorer(model, info, _NoNetwork(), calibration)
         from sentence_transformers import SentenceTransformer
 
         from .bi_encoder import BiEncoderScorer
 
         model = SentenceTransformer(str(directory), device="cpu", trust_remote_code=trust_remote_code, local_files_only=True)
         model.to("meta")
-        scorer = BiEncoderScorer(model, dataclasses.replace(info, device="cpu"))
+        scorer = BiEncoderScorer(model, dataclasses.replace(info, device="cpu"), calibration)
         scorer.info = info
         return scorer
     except Exception as exc:
@@ -298,7 +319,7 @@ def _quantize(model: Any, precision: Precision) -> None:
         quantize_linear_int8(model)
 
 
-def _info(spec: ModelSpec, kind: ModelKind, model: Any, device: str, precision: Precision, backend: str) -> ModelInfo:
+def _info(spec: ModelSpec, kind: ModelKind, model: Any, device: str, precision: Precision, backend: str, checkpoint: str) -> ModelInfo:
     max_len = getattr(model, "max_seq_length", None) or 512
     return ModelInfo(
         name=spec.name,
@@ -309,5 +330,6 @@ def _info(spec: ModelSpec, kind: ModelKind, model: Any, device: str, precision: 
         dtype=precision.name,
         backend=backend,
         memory_bytes=weight_bytes(model),
+        fingerprint=checkpoint,
     )
 

@@ -250,7 +250,11 @@ class HttpFrontDoor:
         request = parse(CohereRerankRequest, body)
         documents = [_cohere_document(d, i, request.rank_fields) for i, d in enumerate(request.documents)]
         options = Options(
-            top_k=request.top_n or 0, normalization=Normalization.SIGMOID, max_document_tokens=request.max_tokens_per_doc, instruction=request.instruction
+            top_k=request.top_n or 0,
+            normalization=Normalization(request.normalization),
+            max_document_tokens=request.max_tokens_per_doc,
+            instruction=request.instruction,
+            min_score=request.min_score,
         )
         result = await self._rerank(request.model, request.query, documents, options, caller)
         results = [
@@ -261,7 +265,9 @@ class HttpFrontDoor:
             }
             for d in result.documents
         ]
-        meta = {"api_version": {"version": version}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
+        meta: dict[str, Any] = {"api_version": {"version": version}, "billed_units": {"search_units": 1}, "tokens": {"input_tokens": result.usage.tokens}}
+        if request.min_score is not None:
+            meta["dropped_documents"] = result.dropped
         return {"id": str(uuid.uuid4()), "results": results, "meta": meta}, result.model, result.usage.pairs
 
     async def _tei(self, body: dict[str, Any], caller: Caller) -> tuple[Any, str, int]:
@@ -271,7 +277,7 @@ class HttpFrontDoor:
         if "texts" not in body and "documents" in body:
             return await self._infinity(body, caller)
         request = parse(TeiRerankRequest, body)
-        normalization = Normalization.RAW if request.raw_scores else Normalization.SIGMOID
+        normalization = Normalization(request.normalization or ("raw" if request.raw_scores else "sigmoid"))
         options = Options(
             top_k=request.top_n or 0,
             normalization=normalization,
@@ -404,6 +410,8 @@ class HttpFrontDoor:
                 "dtype": m.info.dtype,
                 "backend": m.info.backend,
                 "default": m.info.name == registry.default_name,
+                "fingerprint": m.info.fingerprint,
+                "calibration": m.scorer.calibration.method if m.scorer.calibration else None,
             }
             for m in registry
         ]

@@ -32,6 +32,13 @@ _INSTRUCTION = (
 )
 
 
+Scale = Literal["raw", "sigmoid", "calibrated"]
+_SCALE = (
+    "an extension: which scores to report: raw (the model's own), sigmoid, or calibrated (P(relevant) under the "
+    "model's calibration, comparable across models; a model without one refuses it)"
+)
+
+
 class CohereRerankRequest(_Body):
     """Cohere's rerank (v1 and v2)."""
 
@@ -44,13 +51,17 @@ class CohereRerankRequest(_Body):
     instruction: str = Field("", description=_INSTRUCTION)
     rank_fields: list[str] | None = Field(None, min_length=1, description="fields of object documents to rank on, in order (default: text)")
     priority: Priority | None = Field(None, description='"interactive" (default) or "bulk"; or a number, 0 the most urgent')
+    normalization: Scale = Field("sigmoid", description=_SCALE + "; relevance_score is the sigmoid unless this says otherwise")
+    min_score: float | None = Field(
+        None, allow_inf_nan=False, description="an extension: drop results whose relevance_score is below this; meta.dropped_documents counts them"
+    )
 
 
 class CohereResult(BaseModel):
     """One ranked document."""
 
     index: int
-    relevance_score: float = Field(description="the sigmoid of the model's score, in (0, 1)")
+    relevance_score: float = Field(description="the sigmoid of the model's score, in (0, 1) (or as the request's normalization says)")
     document: dict[str, Any] | None = None
 
 
@@ -68,6 +79,7 @@ class TeiRerankRequest(_Body):
     query: str
     texts: list[str]
     raw_scores: bool = Field(False, description="the model's raw scores instead of their sigmoid")
+    normalization: Scale | None = Field(None, description=_SCALE + "; when given, raw_scores is not read")
     instruction: str = Field("", description=_INSTRUCTION)
     return_text: bool = False
     truncate: bool = Field(False, description="score the beginning of texts longer than the model reads (false: refuse them, as TEI does)")

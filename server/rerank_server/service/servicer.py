@@ -172,7 +172,9 @@ class RerankerServicer(pb_grpc.RerankerServicer):
 
     async def _rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         job = check_rerank(request, self.max_documents)
-        options = Options(job.top_k, job.normalization, job.windowing, request.error_on_truncation, instruction=request.instruction)
+        options = Options(
+            job.top_k, job.normalization, job.windowing, request.error_on_truncation, instruction=request.instruction, min_score=job.min_score
+        )
         result = await self.engine.rerank(RerankRequest(job.query, job.documents, options, request.model, self._caller(context, job.priority)))
         results = [
             pb.RankedDocument(
@@ -186,7 +188,12 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             for d in result.documents
         ]
         return pb.RerankResponse(
-            results=results, model=result.model, usage=_usage(result.usage), timing=_timing(result.timing), request_id=request.request_id
+            results=results,
+            model=result.model,
+            usage=_usage(result.usage),
+            timing=_timing(result.timing),
+            request_id=request.request_id,
+            dropped=result.dropped,
         )
 
     async def _score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
@@ -215,6 +222,8 @@ class RerankerServicer(pb_grpc.RerankerServicer):
             backend=info.backend,
             takes_instruction=model.scorer.instructions.accepts,
             memory_bytes=info.memory_bytes,
+            fingerprint=info.fingerprint,
+            calibration=model.scorer.calibration.method if model.scorer.calibration else "",
             batching=pb.BatchingLimits(
                 max_batch_size=limits.max_batch_size,
                 max_batch_tokens=limits.max_batch_tokens,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from .errors import invalid
 _NORMALIZATIONS: dict[int, Normalization] = {
     pb.NORMALIZATION_RAW: Normalization.RAW,
     pb.NORMALIZATION_SIGMOID: Normalization.SIGMOID,
+    pb.NORMALIZATION_CALIBRATED: Normalization.CALIBRATED,
 }
 
 
@@ -26,7 +28,16 @@ def normalization(value: int) -> Normalization:
     try:
         return _NORMALIZATIONS[value]
     except KeyError:
-        raise invalid(f"normalization {value} is unknown; use NORMALIZATION_RAW (0) or NORMALIZATION_SIGMOID (1)") from None
+        raise invalid(
+            f"normalization {value} is unknown; use NORMALIZATION_RAW (0), NORMALIZATION_SIGMOID (1) or NORMALIZATION_CALIBRATED (2)"
+        ) from None
+
+
+def min_score(value: float | None) -> float | None:
+    """A request's threshold, which must be a number (NaN would drop everything and say nothing)."""
+    if value is not None and math.isnan(value):
+        raise invalid("min_score is NaN; send a number, or leave it unset to keep every result")
+    return value
 
 
 # Anything a tokenizer would turn into a token: not white space, not a control character (NUL and the
@@ -76,6 +87,7 @@ class RerankInput:
     normalization: Normalization
     windowing: Windowing | None = None
     priority: Priority = Priority.INTERACTIVE
+    min_score: float | None = None
 
 
 def check_documents(query: str, documents: Sequence[str], max_documents: int) -> None:
@@ -105,6 +117,7 @@ def check_rerank(request: pb.RerankRequest, max_documents: int) -> RerankInput:
         normalization(request.normalization),
         windowing(request.windowing),
         priority(request.priority),
+        min_score(request.min_score if request.HasField("min_score") else None),
     )
 
 

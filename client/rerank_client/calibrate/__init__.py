@@ -1,0 +1,1 @@
+"""``rerank calibrate``: calibrated relevance scores (see ``command``)."""
