@@ -17,6 +17,7 @@ import grpc
 
 from rerank_client import AsyncRerankClient, RerankClient, RerankError
 from rerank_server.bench.hostpath import server_processes
+from rerank_server.models.calibration import fingerprint
 from tests.processes import DOCS, ServerProcess, keep_calling
 
 
@@ -24,11 +25,18 @@ def _args(model: Path, *more: str) -> tuple[str, ...]:
     return ("--model", f"tiny={model}", "--device", "sim:null", "--frontends", "2", *more)
 
 
-def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_encoder: Path) -> None:
-    with ServerProcess("--model", f"tiny={tiny_cross_encoder}", "--device", "sim:null") as single:
+def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+    # Front ends normalize the engine's raw scores: each reads the model's calibration too.
+    calibration = tmp_path / "tiny.json"
+    calibration.write_text(
+        json.dumps({"format": "rerank-calibration/1", "model": {"fingerprint": fingerprint(tiny_cross_encoder)}, "method": "platt", "parameters": {"a": 0.5, "b": 0.1}})
+    )
+    calibrated = ("--calibration", f"tiny={calibration}")
+    with ServerProcess("--model", f"tiny={tiny_cross_encoder}", "--device", "sim:null", *calibrated) as single:
         with RerankClient(single.target) as client:
             expected = client.rerank("how do plants make energy", DOCS)
-    with ServerProcess(*_args(tiny_cross_encoder, "--http-port", "0", "--log-format", "json", "--log-requests")) as server:
+            expected_p = client.rerank("how do plants make energy", DOCS, normalization="calibrated")
+    with ServerProcess(*_args(tiny_cross_encoder, "--http-port", "0", "--log-format", "json", "--log-requests", *calibrated)) as server:
         assert server.proc is not None
         names = server_processes(server.proc.pid)
         assert set(names) == {"rerank-engine", "rerank-frontend-1", "rerank-frontend-2"}, names
@@ -39,7 +47,11 @@ def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_e
                 answers.append(client.rerank("how do plants make energy", DOCS))
         for answer in answers:
             assert [(d.index, d.score) for d in answer.results] == [(d.index, d.score) for d in expected.results]
-        ok = 'rerank_requests_total{code="OK",method="Rerank"} 16.0'
+        with RerankClient(server.target) as client:
+            answer_p = client.rerank("how do plants make energy", DOCS, normalization="calibrated")
+        assert [(d.index, d.score) for d in answer_p.results] == [(d.index, d.score) for d in expected_p.results]
+        assert answer_p.indices == expected.indices
+        ok = 'rerank_requests_total{code="OK",method="Rerank"} 17.0'
         for _ in range(200):  # polls: front ends report their requests to the engine a few times a second
             text = urllib.request.urlopen(f"{server.http_url}/metrics", timeout=10).read().decode()
             if ok in text:
@@ -49,7 +61,7 @@ def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_e
     assert {entry["process"] for entry in logged} == {"rerank-frontend-1", "rerank-frontend-2"}
     # One engine scored every front end's pairs, and its metrics count every front end's requests.
     assert ok in text
-    assert 'rerank_pairs_total{model="tiny"} 48.0' in text
+    assert 'rerank_pairs_total{model="tiny"} 51.0' in text
 
 
 def test_a_killed_front_end_is_replaced_and_callers_retry_through(tiny_cross_encoder: Path) -> None:
