@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .calibrate.command import add_parser as add_calibrate
 
     add_calibrate(sub)
+    from .batch.command import add_parser as add_batch
+
+    add_batch(sub)
     return parser
 
 
@@ -225,7 +228,7 @@ def _run_health(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     return 0 if status == "SERVING" else 1
 
 
-_SUBCOMMANDS = {"rank", "models", "health", "loadtest", "compare", "calibrate"}
+_SUBCOMMANDS = {"rank", "models", "health", "loadtest", "compare", "calibrate", "batch"}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin) -> int:

@@ -78,6 +78,17 @@ class LocalEngine:
         """As the Score RPC answers it."""
         return self._run(self.engine.score(ScoreRequest(pairs, options, model)))
 
+    async def arerank(self, model: str, query: str, documents: Sequence[str], options: Options = Options()) -> RerankResult:
+        """As :meth:`rerank`, awaited from the caller's own event loop, so that many requests can be in
+        flight at once and batched together (a bulk job's)."""
+        work = self.engine.rerank(RerankRequest(query, documents, options, model))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    async def ascore(self, model: str, pairs: Sequence[tuple[str, str]], options: Options = Options()) -> ScoreResult:
+        """As :meth:`score`, awaited from the caller's own event loop."""
+        work = self.engine.score(ScoreRequest(pairs, options, model))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
     def close(self) -> None:
         """Stop the batchers, the pool and the loop."""
         self._run(self._models.aclose())

@@ -1,0 +1,1 @@
+"""``rerank batch``: resumable bulk jobs (see ``command``)."""
