@@ -36,7 +36,8 @@ class Rerank:
         model: load this model in each actor (a directory, a hub id, or ``bundled``)...
         targets: ...or send rows to these servers (``host:port``; several are used round-robin).
         served_model: with ``targets``, the model's name there (default: the fleet's default).
-        device, dtype: with ``model``, where and at what precision it runs.
+        device, dtype, backend: with ``model``, where, at what precision and by what runtime it runs (as
+            ``rerank-server``'s flags; ``auto`` picks what the server picks).
         normalization: ``raw``, ``sigmoid`` or ``calibrated``.
         instruction: for an instruction-following reranker.
         priority: with ``targets``, ``bulk`` (default) or ``interactive``.
@@ -52,6 +53,7 @@ class Rerank:
         served_model: str = "",
         device: str = "auto",
         dtype: str = "auto",
+        backend: str = "auto",
         normalization: str = "raw",
         instruction: str = "",
         priority: str = "bulk",
@@ -68,28 +70,30 @@ class Rerank:
         self._loop = asyncio.new_event_loop()
         self._backend: Backend
         if model:
-            self._backend = LocalBackend(model, device, dtype, options)
+            self._backend = LocalBackend(model, device, dtype, options, backend)
         else:
             self._backend = self._loop.run_until_complete(_fleet(list(targets or ()), served_model, {**options, "priority": priority}, timeout))
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Score every row of ``batch`` (Ray's ``numpy`` batch format) and add the result columns."""
+    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
+        """Score every row of ``batch`` (Ray's default ``numpy`` batch format) and return it with the result
+        columns, as a ``pyarrow.Table`` whose list columns are Arrow lists (so ``write_parquet`` writes
+        them as Parquet lists, not as pickled Python objects that a reader must trust)."""
         query_column, documents_column, document_column = self.columns
         queries = [str(q) for q in batch[query_column]]
+        columns = {name: _plain(values) for name, values in batch.items()}
         if documents_column in batch:
             documents = [[str(d) for d in row] for row in batch[documents_column]]
             ranked = self._loop.run_until_complete(self._rerank_all(queries, documents))
-            return {
-                **batch,
-                "scores": _column([r.scores for r in ranked]),
-                "ranks": _column([r.ranks for r in ranked]),
-                "truncated": _column([r.truncated for r in ranked]),
-            }
-        if document_column not in batch:
+            columns.update(scores=[r.scores for r in ranked], ranks=[r.ranks for r in ranked], truncated=[r.truncated for r in ranked])
+        elif document_column in batch:
+            pairs = list(zip(queries, (str(d) for d in batch[document_column])))
+            scores, truncated, _ = self._loop.run_until_complete(retrying(lambda: self._backend.score(pairs)))
+            columns.update(score=scores, truncated=truncated)
+        else:
             raise KeyError(f"rows need a {documents_column!r} column (a list) or a {document_column!r} column (one pair a row)")
-        pairs = list(zip(queries, (str(d) for d in batch[document_column])))
-        scores, truncated, _ = self._loop.run_until_complete(retrying(lambda: self._backend.score(pairs)))
-        return {**batch, "score": np.asarray(scores, dtype=np.float64), "truncated": np.asarray(truncated, dtype=bool)}
+        import pyarrow as pa
+
+        return pa.table({name: pa.array(values) for name, values in columns.items()})
 
     async def _rerank_all(self, queries: list[str], documents: list[list[str]]) -> list[Ranked]:
         """Every row at once, so the engine or the servers batch them together."""
@@ -110,9 +114,6 @@ async def _fleet(targets: list[str], model: str, options: dict[str, Any], timeou
     return fleet
 
 
-def _column(rows: list[list[Any]]) -> np.ndarray:
-    """Lists of (possibly different) lengths as one object column, as Ray keeps list columns."""
-    column = np.empty(len(rows), dtype=object)
-    for i, row in enumerate(rows):
-        column[i] = np.asarray(row)
-    return column
+def _plain(values: np.ndarray) -> list[Any]:
+    """A numpy column as Python values, a list cell (an array in Ray's numpy format) as a list."""
+    return [v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v for v in values]

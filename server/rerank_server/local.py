@@ -30,25 +30,28 @@ from .engine import (
 from .engine.settings import AdmissionConfig, BatchingConfig
 from .models import ModelInfo, load_scorers, parse_model_arg
 from .models.device import device_kind
+from .service.settings import ServerConfig
 
 T = TypeVar("T")
 
 
 class LocalEngine:
     """Context manager: models served in this process. ``models`` are ``--model`` values (NAME=SOURCE);
-    ``calibrations`` the ``--calibration`` files by model name."""
+    ``calibrations`` the ``--calibration`` files by model name. ``device``, ``dtype`` and ``backend``
+    default to what ``rerank-server`` picks, so a local run is as fast as a server on the same machine."""
 
     def __init__(
         self,
         models: Sequence[str],
-        device: str = "auto",
-        dtype: str = "auto",
+        device: str = ServerConfig.device,
+        dtype: str = ServerConfig.dtype,
         admission: AdmissionConfig = AdmissionConfig(),
         calibrations: Mapping[str, str] | None = None,
+        backend: str = ServerConfig.backend,
     ) -> None:
         files = calibrations or {}
         specs = [dataclasses.replace(spec, calibration=files.get(spec.name)) for spec in map(parse_model_arg, models)]
-        scorers = [load_scorers(spec, device=device, dtype=dtype) for spec in specs]
+        scorers = [load_scorers(spec, device=device, dtype=dtype, backend=backend) for spec in specs]
         kind = device_kind(device, "torch")
         self._pool = TokenizerPool(default_tokenizer_threads(kind))
         batching = BatchingConfig.for_device(kind)

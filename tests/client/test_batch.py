@@ -191,3 +191,75 @@ def test_a_local_job_runs_the_servers_engine_in_process(tiny_cross_encoder: Path
             expected = client.rerank(record["query"], record["documents"])
             assert [lines[record["id"]]["scores"][r.index] for r in expected.results] == pytest.approx([r.score for r in expected.results], abs=1e-5)
     assert os.path.exists(str(output) + ".rerank-batch.json")
+
+
+def test_a_fleet_routes_around_a_lost_server_and_a_lost_fleet_stops_the_job_resumably(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+    scorer = load_scorer(parse_model_arg(f"tiny={tiny_cross_encoder}"), device="sim:40,0")
+    records = _records(120)
+    source = _write(tmp_path / "in.jsonl", records)
+    # One server of two goes away mid-job: its records are retried on the other and the job completes.
+    output = tmp_path / "fleet.jsonl"
+    with ServerThread([scorer]) as stays:
+        with ServerThread([scorer]) as goes:
+            job = _start(source, "-o", str(output), "--target", goes.target, "--target", stays.target, "--concurrency", "4")
+            _wait_for_lines(output, 10, job)
+        out, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert json.loads(out)["written"] == 120
+    assert sorted(line["id"] for line in _lines(output)) == sorted(r["id"] for r in records)
+    # The only server goes away: after --retry-for the job stops and says how to resume; a server back on
+    # the same address, and the same command scores only what is missing.
+    output = tmp_path / "alone.jsonl"
+    with ServerThread([scorer]) as only:
+        port = only.target.rsplit(":", 1)[1]
+        job = _start(source, "-o", str(output), "--target", only.target, "--concurrency", "4", "--retry-for", "1")
+        _wait_for_lines(output, 10, job)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 1
+    assert "the fleet kept failing for 1 s (UNAVAILABLE" in err and "run the same command again to resume" in err
+    written = len(_lines(output))
+    assert 10 <= written < 120
+    with ServerThread([scorer], port=int(port)) as back:
+        code, summary = _batch(source, "-o", str(output), "--target", back.target, "--concurrency", "4", "--retry-for", "1")
+    assert code == 0 and summary is not None and summary["already"] == written and summary["written"] == 120 - written
+    ids = [line["id"] for line in _lines(output)]
+    assert sorted(ids) == sorted(r["id"] for r in records) and len(ids) == len(set(ids))
+
+
+def test_the_readme_walk_through_runs_as_written_with_the_bundled_model(tmp_path: Path) -> None:
+    """README's in-process line (the bundled model, the shipped example set), its output put in tmp_path."""
+    import shlex
+
+    root = Path(__file__).resolve().parents[2]
+    lines = [line.split("  #")[0].strip() for line in (root / "README.md").read_text().splitlines() if line.startswith("rerank batch examples/")]
+    assert len(lines) == 1, lines
+    argv = shlex.split(lines[0])[2:]  # after "rerank batch"
+    argv[argv.index("-o") + 1] = str(tmp_path / "scored.jsonl")
+    code, summary = _batch(*[str(root / a) if a.startswith("examples/") else a for a in argv])
+    assert code == 0 and summary is not None and summary["written"] == 40 and summary["model"] == "all-MiniLM-L6-v2"
+    for line in _lines(tmp_path / "scored.jsonl"):
+        assert len(line["scores"]) == len(line["documents"]) == len(line["labels"])
+        best = line["ranks"].index(0)
+        assert line["scores"][best] == max(line["scores"])
+
+
+def test_progress_draws_plain_lines_off_a_terminal_and_one_redrawn_line_on_one() -> None:
+    from rerank_client.batch.runner import Progress
+
+    plain = io.StringIO()
+    progress = Progress(records=100, pairs=400, stream=plain)
+    for _ in range(100):
+        progress.add(1, 4)
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 11 and "\r" not in plain.getvalue()  # one line a tenth (and the first record)
+    assert lines[-1].startswith("records 100/100 (100%),") and "pairs/s, ETA 0m00s" in lines[-1]
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    progress = Progress(records=10, pairs=10, stream=tty)
+    progress.add(1, 1)
+    progress.close()
+    assert tty.getvalue().startswith("\rrecords 1/10 (10%)") and tty.getvalue().endswith("\n")

@@ -8,6 +8,7 @@ and :class:`Transient` (the fleet is busy or a server went away: try again later
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -29,8 +30,8 @@ TRANSIENT_CODES = {
 }
 
 
-RETRIES = 8  # tries of a record through transient failures (about two minutes of backoff in all)
-BACKOFF_S, MAX_BACKOFF_S = 0.5, 30.0
+RETRY_FOR_S = 120.0  # how long a record is retried through transient failures before the job stops
+BACKOFF_S, MAX_BACKOFF_S = 0.5, 15.0
 T = TypeVar("T")
 
 
@@ -43,23 +44,25 @@ class Transient(Exception):
 
 
 class FleetLost(Exception):
-    """Transient failures went on past every retry: the fleet (or the engine) is gone."""
+    """Transient failures went on past the retry budget: the fleet (or the engine) is gone."""
 
 
-async def retrying(call: Callable[[], Awaitable[T]], on_retry: Callable[[], None] = lambda: None) -> T:
-    """``call()``, tried again after :class:`Transient` failures with exponential backoff; raises
-    :class:`FleetLost` after :data:`RETRIES` tries."""
+async def retrying(call: Callable[[], Awaitable[T]], on_retry: Callable[[], None] = lambda: None, retry_for: float = RETRY_FOR_S) -> T:
+    """``call()``, tried again after :class:`Transient` failures with exponential backoff for up to
+    ``retry_for`` seconds from the first failure; then raises :class:`FleetLost`."""
     delay = BACKOFF_S
-    for attempt in range(RETRIES):
+    give_up = None
+    while True:
         try:
             return await call()
         except Transient as exc:
-            if attempt == RETRIES - 1:
-                raise FleetLost(f"the fleet kept failing ({exc})") from None
+            now = time.monotonic()
+            give_up = now + retry_for if give_up is None else give_up
+            if now + delay > give_up:
+                raise FleetLost(f"the fleet kept failing for {retry_for:g} s ({exc})") from None
             on_retry()
             await asyncio.sleep(delay)
             delay = min(MAX_BACKOFF_S, delay * 2)
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class LocalBackend:
     """The engine in this process (needs rerank-grpc[server]): the same admission, batching and scoring as
     a server, without one. The job is the engine's only caller, so it asks at the default priority."""
 
-    def __init__(self, source: str, device: str, dtype: str, options: dict[str, Any]) -> None:
+    def __init__(self, source: str, device: str, dtype: str, options: dict[str, Any], backend: str = "auto") -> None:
         try:
             from rerank_server.batching import BatchingError
             from rerank_server.engine import Options, TooManyRequests
@@ -167,7 +170,7 @@ class LocalBackend:
         except ImportError as exc:
             raise ValueError("--local needs the server's model layer: pip install '.[server]' in the rerank-grpc checkout") from exc
         try:
-            self._engine = LocalEngine([source], device=device, dtype=dtype)
+            self._engine = LocalEngine([source], device=device, dtype=dtype, backend=backend)
         except RuntimeError as exc:
             raise ValueError(f"cannot load {source} in this process: {exc}") from None
         info = self._engine.info()

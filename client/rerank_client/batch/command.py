@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from ..channel import Tls, parse_headers
 from ..cli import add_connection, tls_of
 from ..version import add_version
-from .backends import Backend, FleetBackend, LocalBackend
+from .backends import RETRY_FOR_S, Backend, FleetBackend, LocalBackend
 from .journal import JobIdentity, Journal
 from .records import survey
 from .runner import Job, JobStopped, Progress
@@ -37,7 +37,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
             "examples:\n"
             "  rerank batch queries.jsonl -o scored.jsonl --target 10.0.0.5:50051 --target 10.0.0.6:50051\n"
             "  rerank batch candidates.parquet -o scored.parquet --local cross-encoder/ms-marco-MiniLM-L-6-v2\n"
-            "  rerank batch examples/batch.jsonl -o /tmp/scored.jsonl --local bundled --on-error skip"
+            "  rerank batch examples/labelled-pairs.jsonl -o scored.jsonl --local bundled --on-error skip"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,6 +54,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--local", metavar="SOURCE", help="score in this process with the server's engine instead: a model directory, hub id, or 'bundled'")
     p.add_argument("--device", default="auto", help="with --local: where the model runs (default %(default)s)")
     p.add_argument("--dtype", default="auto", help="with --local: the precision it runs at (default %(default)s)")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx", "openvino"],
+        default="auto",
+        help="with --local: what runs the model, as rerank-server --backend (default %(default)s: OpenVINO on a CPU where installed)",
+    )
     p.add_argument("--normalization", choices=["raw", "sigmoid", "calibrated"], default="raw", help="scores written (default %(default)s)")
     p.add_argument("--instruction", default="", help="for an instruction-following reranker: what the documents are judged for")
     p.add_argument(
@@ -70,6 +76,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="a malformed or refused record: stop the job (default), or report it with its line number and go on",
     )
     p.add_argument("--timeout", type=float, default=600.0, help="with --target: seconds per call before it is retried (default %(default)s)")
+    p.add_argument(
+        "--retry-for",
+        type=float,
+        default=RETRY_FOR_S,
+        metavar="SECONDS",
+        help="how long a record is retried while the fleet is unavailable or overloaded before the job stops, resumable (default %(default)s)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr (the JSON summary is still printed)")
     add_connection(p)
     p.set_defaults(run=run)
@@ -78,7 +91,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _backend(args: argparse.Namespace, options: dict[str, Any]) -> Backend:
     if args.local:
-        return LocalBackend(args.local, args.device, args.dtype, options)
+        return LocalBackend(args.local, args.device, args.dtype, options, args.backend)
     tls: Tls | None = tls_of(args)
     connection = {"metadata": parse_headers(args.header), "token": args.token, "tls": tls}
     return FleetBackend(args.target, args.model, {**options, "priority": args.priority}, args.timeout, connection)
@@ -99,7 +112,7 @@ async def run_job(args: argparse.Namespace, errors: TextIO) -> dict[str, Any]:
         journal = Journal(args.output, identity)
         done = journal.open()
         progress = Progress(found.records, found.pairs, errors if not args.quiet else io.StringIO())
-        job = Job(args.input, journal, backend, args.concurrency, args.on_error, progress, errors)
+        job = Job(args.input, journal, backend, args.concurrency, args.on_error, progress, errors, args.retry_for)
         started = time.perf_counter()
         try:
             outcome = await job.run(done)

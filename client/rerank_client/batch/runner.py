@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .backends import Backend, FleetLost, RecordRefused, retrying
+from .backends import RETRY_FOR_S, Backend, FleetLost, RecordRefused, retrying
 from .journal import Journal
 from .records import Record, RecordError, id_hash, read_records
 
@@ -90,8 +90,19 @@ class Outcome:
 class Job:
     """One bulk job: ``input`` scored by ``backend`` into ``journal``."""
 
-    def __init__(self, input_path: str, journal: Journal, backend: Backend, concurrency: int, on_error: str, progress: Progress, errors: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        input_path: str,
+        journal: Journal,
+        backend: Backend,
+        concurrency: int,
+        on_error: str,
+        progress: Progress,
+        errors: TextIO = sys.stderr,
+        retry_for: float = RETRY_FOR_S,
+    ) -> None:
         self.input_path = input_path
+        self.retry_for = retry_for
         self.journal = journal
         self.backend = backend
         self.concurrency = concurrency
@@ -186,8 +197,13 @@ class Job:
             self.outcome.retries += 1
 
         try:
-            return await retrying(lambda: self._lines(records), retried)
+            return await retrying(lambda: self._lines(records), retried, self.retry_for)
         except FleetLost as exc:
+            # Every other record in flight is waiting on the same lost fleet: abandon them (not written,
+            # so a resume scores them) rather than let each run out its own retries.
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
             raise JobStopped(str(exc)) from None
         except RecordRefused as exc:
             if len(records) == 1:

@@ -5,6 +5,7 @@
     rerank-bench --smoke         # about 40 s on a 2-core CPU, on a tiny model: checks that the benchmark runs
                                  # end to end (CI); it measures nothing and prints no table
     rerank-bench --decoder       # a decoder reranker beside MiniLM, and its prefix reuse (rows 13a-13d)
+    rerank-bench --batch         # rerank batch, in-process and through a server, against the engine and loadtest (14a-14b)
 """
 
 from __future__ import annotations
@@ -361,6 +362,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         decoder, results["decoder"] = decoder_rows(cache, True, args.duration, args.requests, step)
         rows.extend(decoder)
+        bulk, results["batch"] = _batch_rows(args, model_dir, step)
+        rows.extend(bulk)
     results["measured"] = measured
     results["rows"] = [r.to_dict() for r in rows]
     results["table"] = markdown_table(rows, latency) + "\n" + cpu_table(host_figures)
@@ -399,6 +402,26 @@ def run_host_path(args: argparse.Namespace) -> dict[str, Any]:
         "rows": [r.to_dict() for r in rows],
         "table": markdown_table(rows, {}) + "\n" + cpu_table(figures),
     }
+
+
+def _batch_rows(args: argparse.Namespace, model_dir: Path, step: Callable[[str], Callable[[], None]]) -> tuple[list[Row], dict[str, Any]]:
+    """Rows 14a-14b: ``rerank batch`` on 10x ``--requests`` records of 20 documents."""
+    from .bulk import DOCUMENTS, batch_rows
+
+    count = 8 if args.smoke else args.requests * 10
+    mean_tokens = _mean_pair_tokens(model_dir, requests(min(count, 32), DOCUMENTS, seed=14))
+    scratch = Path(tempfile.mkdtemp(prefix="rerank-bench-batch-"))
+    return batch_rows(model_dir, count, 1.0 if args.smoke else args.duration, mean_tokens, step, scratch)
+
+
+def run_batch(args: argparse.Namespace) -> dict[str, Any]:
+    """Only rows 14a-14b (``--batch``): bulk jobs against the engine's and the server's best, on MiniLM-L6's cost."""
+    step = _progress(quiet=args.smoke)
+    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    model_dir = build_tiny_cross_encoder(cache / "tiny") if args.smoke else build_minilm_cross_encoder(cache)
+    rows, figures = _batch_rows(args, model_dir, step)
+    return {"machine": _machine(), "device": args.device, "smoke": args.smoke, "batch": figures, "rows": [r.to_dict() for r in rows], "table": markdown_table(rows, {})}
 
 
 def run_decoder(args: argparse.Namespace) -> dict[str, Any]:
@@ -442,6 +465,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="only rows 13a-13d: a decoder reranker (Qwen3-Reranker's layout at MiniLM's compute) beside MiniLM-L6 on the CPU, "
         "and the speed-up of computing each request's shared prefix (template, instruction, query) once",
     )
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="only rows 14a-14b: rerank batch --local against the engine in-process with every record in flight, and "
+        "rerank batch through one server against rerank loadtest's best closed loop, on the same records",
+    )
     parser.add_argument("--model-dir", help="where to build (and reuse) the benchmark model (default: a temporary directory)")
     parser.add_argument("--out", default="bench-results", help="directory for results.json and results.md (default %(default)s)")
     args = parser.parse_args(argv)
@@ -458,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("rerank-bench --smoke: checking that every comparison runs, on a tiny model; this measures nothing", file=sys.stderr)
     else:
         print("rerank-bench (full run)", file=sys.stderr)
-    results = run_host_path(args) if args.host_path else run_decoder(args) if args.decoder else run(args)
+    results = run_host_path(args) if args.host_path else run_decoder(args) if args.decoder else run_batch(args) if args.batch else run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
