@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import id_hash, is_parquet
+from .records import id_hash, is_parquet, pyarrow_parquet
 
 SIDECAR_SUFFIX = ".rerank-batch.json"
 FORMAT = "rerank-batch/1"
@@ -106,7 +106,7 @@ class Journal:
         return np.sort(np.asarray(hashes, dtype=np.int64))
 
     def _parquet_ids(self) -> np.ndarray:
-        parquet = _parquet()
+        parquet = pyarrow_parquet()
         ids = parquet.read_table(str(self.output), columns=["id"]).column("id").to_pylist()
         return np.sort(np.asarray([id_hash(str(i)) for i in ids], dtype=np.int64))
 
@@ -132,7 +132,8 @@ class Journal:
         self.close()
         if not self.parquet or not self.path.exists():
             return
-        parquet, pa = _parquet(), __import__("pyarrow")
+        parquet = pyarrow_parquet()
+        import pyarrow as pa
         temporary = self.output.with_name(self.output.name + ".tmp")
         writer = None
         try:
@@ -159,10 +160,3 @@ def _chunks(path: Path) -> Iterator[list[dict[str, Any]]]:
     if rows:
         yield rows
 
-
-def _parquet() -> Any:
-    try:
-        import pyarrow.parquet as parquet
-    except ImportError:
-        raise ValueError("Parquet needs pyarrow: pip install '.[batch]' in the rerank-grpc checkout") from None
-    return parquet

@@ -112,7 +112,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Record | RecordError]]:
 
 
 def _parquet(path: Path) -> Iterator[tuple[int, Record | RecordError]]:
-    parquet = _pyarrow_parquet()
+    parquet = pyarrow_parquet()
     row = 0
     for batch in parquet.ParquetFile(str(path)).iter_batches(batch_size=PARQUET_BATCH):
         for fields in batch.to_pylist():
@@ -123,7 +123,8 @@ def _parquet(path: Path) -> Iterator[tuple[int, Record | RecordError]]:
                 yield row, exc
 
 
-def _pyarrow_parquet() -> Any:
+def pyarrow_parquet() -> Any:
+    """``pyarrow.parquet``, or a ValueError naming the extra that installs it."""
     try:
         import pyarrow.parquet as parquet
     except ImportError:

@@ -142,8 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     kind = device.split(":")[0]
     cuda = kind == "cuda"
     smoke = args.smoke
-    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = _cache(args)
     done = step("building the model")
     if smoke:
         model_dir = build_tiny_cross_encoder(cache / "tiny")
@@ -387,12 +386,23 @@ def _mean_pair_tokens(model_dir: Path, specs: Sequence[Any]) -> float:
     return sum(item.cost for item in items) / len(items)
 
 
+def _cache(args: argparse.Namespace) -> Path:
+    """Where the benchmark's models are built (``--model-dir``, else a temporary directory)."""
+    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+def _bench_model(args: argparse.Namespace) -> Path:
+    """The benchmark's cross-encoder: MiniLM-L6's shape, or a tiny one for a smoke run."""
+    cache = _cache(args)
+    return build_tiny_cross_encoder(cache / "tiny") if args.smoke else build_minilm_cross_encoder(cache)
+
+
 def run_host_path(args: argparse.Namespace) -> dict[str, Any]:
     """Only rows 10-12 (``--host-path``): no forward runs, so any machine measures its host path."""
     step = _progress(quiet=args.smoke)
-    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
-    cache.mkdir(parents=True, exist_ok=True)
-    model_dir = build_tiny_cross_encoder(cache / "tiny") if args.smoke else build_minilm_cross_encoder(cache)
+    model_dir = _bench_model(args)
     rows, figures = _host_path(args, model_dir, step)
     return {
         "machine": _machine(),
@@ -417,9 +427,7 @@ def _batch_rows(args: argparse.Namespace, model_dir: Path, step: Callable[[str],
 def run_batch(args: argparse.Namespace) -> dict[str, Any]:
     """Only rows 14a-14b (``--batch``): bulk jobs against the engine's and the server's best, on MiniLM-L6's cost."""
     step = _progress(quiet=args.smoke)
-    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
-    cache.mkdir(parents=True, exist_ok=True)
-    model_dir = build_tiny_cross_encoder(cache / "tiny") if args.smoke else build_minilm_cross_encoder(cache)
+    model_dir = _bench_model(args)
     rows, figures = _batch_rows(args, model_dir, step)
     return {"machine": _machine(), "device": args.device, "smoke": args.smoke, "batch": figures, "rows": [r.to_dict() for r in rows], "table": markdown_table(rows, {})}
 
@@ -428,8 +436,7 @@ def run_decoder(args: argparse.Namespace) -> dict[str, Any]:
     """Only rows 13a-13d (``--decoder``): a decoder reranker beside MiniLM, and its prefix reuse."""
     from .decoder import decoder_rows
 
-    cache = Path(args.model_dir or tempfile.mkdtemp(prefix="rerank-bench-"))
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = _cache(args)
     device = "cuda" if _on_gpu(args.device) else "cpu"
     rows, figures = decoder_rows(cache, args.smoke, args.duration, args.requests, _progress(quiet=args.smoke), device)
     return {"machine": _machine(), "device": device, "smoke": args.smoke, "decoder": figures, "rows": [r.to_dict() for r in rows], "table": markdown_table(rows, {})}
