@@ -263,3 +263,23 @@ def test_progress_draws_plain_lines_off_a_terminal_and_one_redrawn_line_on_one()
     progress.add(1, 1)
     progress.close()
     assert tty.getvalue().startswith("\rrecords 1/10 (10%)") and tty.getvalue().endswith("\n")
+
+
+def test_the_same_job_started_twice_is_refused_while_the_first_writes(slow_server: Any, tmp_path: Path) -> None:
+    records = _records(60)
+    source = _write(tmp_path / "in.jsonl", records)
+    output = tmp_path / "out.jsonl"
+    first = _start(source, "-o", str(output), "--target", slow_server.target, "--concurrency", "2")
+    _wait_for_lines(output, 3, first)
+    with pytest.raises(SystemExit, match=rf"another rerank batch \(pid {first.pid}\) is writing .*out.jsonl; let it finish or stop it"):
+        _batch(source, "-o", str(output), "--target", slow_server.target)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    ids = [line["id"] for line in _lines(output)]
+    assert sorted(ids) == sorted(r["id"] for r in records)  # each once: the second job wrote nothing
+    assert not (tmp_path / "out.jsonl.rerank-batch.lock").exists()  # a finished job removes its lock
+    stranger = tmp_path / "theirs.jsonl"
+    stranger.write_text("{}\n")
+    with pytest.raises(SystemExit, match="was not written by rerank batch"):
+        _batch(source, "-o", str(stranger), "--target", slow_server.target)
+    assert not (tmp_path / "theirs.jsonl.rerank-batch.lock").exists()

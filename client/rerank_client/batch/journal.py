@@ -5,11 +5,14 @@ completes: a kill (even SIGKILL) can only leave a partial last line, which the n
 it reads which ids are done. For JSONL output the journal is the output itself; for Parquet, a
 ``.journal.jsonl`` beside it that becomes the Parquet file (written to a temporary name and renamed)
 when every record is in. A sidecar (``OUTPUT.rerank-batch.json``) names the input, the model and the
-options the results came from; a resumed job with another input, model or options is refused.
+options the results came from; a resumed job with another input, model or options is refused. A job
+holds a lock (``OUTPUT.rerank-batch.lock``, released by the kernel however the job ends) for as long as it
+writes, so the same command started twice cannot write one record twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ import numpy as np
 from .records import id_hash, is_parquet, pyarrow_parquet
 
 SIDECAR_SUFFIX = ".rerank-batch.json"
+LOCK_SUFFIX = ".rerank-batch.lock"
 FORMAT = "rerank-batch/1"
 _PARQUET_CHUNK = 10_000  # journal lines per Parquet row group
 
@@ -46,24 +50,63 @@ class Journal:
         self.parquet = is_parquet(self.output)
         self.path = self.output.with_name(self.output.name + ".journal.jsonl") if self.parquet else self.output
         self.sidecar = self.output.with_name(self.output.name + SIDECAR_SUFFIX)
+        self.lock = self.output.with_name(self.output.name + LOCK_SUFFIX)
         self._fd: int | None = None
+        self._lock_fd: int | None = None
 
     def open(self) -> np.ndarray:
         """Check that existing results are this job's, cut a partial last line, and return the sorted id
         hashes of the records already done (empty for a new job). Raises ValueError naming the fix."""
-        if self.sidecar.is_file():
-            self._check_sidecar()
-        elif self.output.exists() or self.path.exists():
-            raise ValueError(
-                f"{self.output} exists and was not written by rerank batch (no {self.sidecar.name}); "
-                "give another -o, or remove it to start over"
-            )
+        first = not self.lock.exists()
+        self._take_lock()
+        try:
+            if self.sidecar.is_file():
+                self._check_sidecar()
+            elif self.output.exists() or self.path.exists():
+                raise ValueError(
+                    f"{self.output} exists and was not written by rerank batch (no {self.sidecar.name}); "
+                    "give another -o, or remove it to start over"
+                )
+        except ValueError:
+            self._unlock(remove=first)  # a refused job leaves nothing of its own behind
+            raise
         if self.parquet and self.output.exists() and not self.path.exists():
             done = self._parquet_ids()
         else:
             done = self._journal_ids()
         self._write_sidecar()
         return done
+
+    def _take_lock(self) -> None:
+        """Hold ``OUTPUT.rerank-batch.lock`` for the job's life, or refuse: another job is writing."""
+        while True:
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise ValueError(
+                    f"another rerank batch (pid {holder}) is writing {self.output}; let it finish or stop it, then run this "
+                    "command again to resume"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file that a finishing job removed after this one opened it
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self, remove: bool) -> None:
+        if self._lock_fd is not None:
+            if remove:
+                self.lock.unlink(missing_ok=True)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _check_sidecar(self) -> None:
         try:
@@ -121,17 +164,24 @@ class Journal:
             view = view[written:]
 
     def close(self) -> None:
-        """Flush the journal to disk and close it."""
+        """Flush the journal to disk, close it, and let another job take over the output."""
+        self._flush()
+        self._unlock(remove=False)
+
+    def _flush(self) -> None:
         if self._fd is not None:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
 
     def finish(self) -> None:
-        """Every record is in: for Parquet output, turn the journal into the Parquet file."""
-        self.close()
-        if not self.parquet or not self.path.exists():
-            return
+        """Every record is in: for Parquet output, turn the journal into the Parquet file; then drop the lock."""
+        self._flush()
+        if self.parquet and self.path.exists():
+            self._to_parquet()
+        self._unlock(remove=True)
+
+    def _to_parquet(self) -> None:
         parquet = pyarrow_parquet()
         import pyarrow as pa
         temporary = self.output.with_name(self.output.name + ".tmp")
