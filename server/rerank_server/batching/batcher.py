@@ -244,6 +244,19 @@ class MicroBatcher(Generic[P, R]):
             BatcherClosed: the batcher is shutting down.
             Exception: whatever ``process`` raised on a batch that held one of these items.
         """
+        # Cancelling this coroutine cancels the future, which takes the items out of the queue.
+        return await self.enqueue(payloads, costs, claim, reservation)
+
+    def enqueue(
+        self, payloads: Sequence[P], costs: Sequence[int], claim: Claim = NO_CLAIM, reservation: Reservation | None = None
+    ) -> asyncio.Future[Completed[R]]:
+        """:meth:`submit` without awaiting: queue ``payloads`` and return the future of their results.
+
+        For a caller that answers many requests on one event loop from callbacks (the engine process
+        serves every front end's requests so: a task and a timeout a request were a third of its work).
+        Refusals (QueueFull, WouldMissDeadline, BatcherClosed) raise here, at once; the future fails with
+        DeadlineExceeded or the model's error. Cancelling the future takes its items out of the queue.
+        """
         if len(payloads) != len(costs):
             raise ValueError(f"{len(payloads)} payloads but {len(costs)} costs")
         if reservation is not None:
@@ -251,11 +264,13 @@ class MicroBatcher(Generic[P, R]):
             reservation.release()
         if self._closing:
             raise BatcherClosed(f"model {self.name!r} is shutting down")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Completed[R]] = loop.create_future()
         if not payloads:
-            return Completed([], 0.0, 0.0)
+            future.set_result(Completed([], 0.0, 0.0))
+            return future
         self.start()
         now = self._clock()
-        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
         ticket: Ticket[R] = Ticket(size=len(payloads), future=future, enqueued_at=now, claim=claim)
         items = [
             WorkItem(payload=payload, cost=max(1, int(cost)), ticket=ticket, index=i, arrived=now)
@@ -277,20 +292,22 @@ class MicroBatcher(Generic[P, R]):
         self.stats.submissions += 1
         self.stats.items += len(items)
         self._wakeup.set()
-        deadline = claim.deadline
-        try:
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            results = await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            error = DeadlineExceeded(f"deadline passed with {ticket.remaining} of {ticket.size} pairs unscored")
-            self._abandon(ticket, error)
-            raise error from None
-        except asyncio.CancelledError:
+        if claim.deadline is not None:
+            ticket.timer = loop.call_later(max(0.0, claim.deadline - self._clock()), self._expire, ticket)
+        future.add_done_callback(functools.partial(self._settled, ticket))
+        return future
+
+    def _expire(self, ticket: Ticket[Any]) -> None:
+        """The deadline passed before the results came: fail the ticket, dropping what is still queued."""
+        self._abandon(ticket, DeadlineExceeded(f"deadline passed with {ticket.remaining} of {ticket.size} pairs unscored"))
+
+    def _settled(self, ticket: Ticket[Any], future: asyncio.Future[Any]) -> None:
+        """The ticket's future is done: stop its deadline's timer; a caller that cancelled it left, so its
+        items leave the queue."""
+        if ticket.timer is not None:
+            ticket.timer.cancel()
+        if future.cancelled() and ticket in self._live:
             self._abandon(ticket, None)
-            raise
-        started = ticket.started_at if ticket.started_at is not None else now
-        finished = ticket.finished_at if ticket.finished_at is not None else started
-        return Completed(results, started - ticket.enqueued_at, finished - started)
 
     async def aclose(self, drain: bool = True) -> None:
         """Stop taking work. With ``drain``, run everything already queued first; otherwise fail it."""
@@ -318,7 +335,7 @@ class MicroBatcher(Generic[P, R]):
         if error is not None:
             set_exception_if_pending(ticket.future, error)
             if not ticket.future.cancelled():
-                # Mark it retrieved: a waiting caller gets it through its shield, a gone one never will.
+                # Mark it retrieved: a waiting caller still gets it, a gone one never will.
                 ticket.future.exception()
         elif not ticket.future.done():
             ticket.future.cancel()
@@ -418,9 +435,9 @@ class MicroBatcher(Generic[P, R]):
                 continue
             ticket.remaining -= count
             if ticket.remaining == 0:
-                ticket.finished_at = finished
                 self._live.pop(ticket, None)
-                set_result_if_pending(ticket.future, ticket.results)
+                begun = ticket.started_at if ticket.started_at is not None else finished
+                set_result_if_pending(ticket.future, Completed(ticket.results, begun - ticket.enqueued_at, finished - begun))
 
     async def _process_isolating(self, items: list[WorkItem[P]], lane: Lane[P, R]) -> list[Any]:
         """Run ``items`` as one model call; if it raises, bisect and run each half on its own.

@@ -72,13 +72,14 @@ class BatchPolicy:
             raise ValueError("select needs at least one anchor")
         queued = len(costs)
         if queued <= self.max_batch_size and queued * costs[-1] <= self.max_batch_tokens and (
-            queued == 1 or self.batch_overhead_tokens >= costs[-1] * queued * (queued - 1)
+            queued == 1 or (queued - 1) * (queued * costs[-1] - sum(costs)) <= self.batch_overhead_tokens
         ):
-            # Everything fits in one batch, and no shorter run can win: the whole run costs at most
-            # costs[-1] + overhead / queued per item, a run of queued - 1 or fewer at least
-            # overhead / (queued - 1), which is no less. Exact, and without the search below: on a GPU
-            # (overhead: a whole token budget) this is every batch cut from a short queue, which the
-            # engine loop cuts hundreds of times a second when the device is fast.
+            # Everything fits in one batch, and no shorter run can win: the whole run costs
+            # (padding + overhead) / queued per item, a run of queued - 1 or fewer at least
+            # overhead / (queued - 1), which is no less when (queued - 1) x padding <= overhead. Exact,
+            # and without the search below: on a GPU (overhead: a whole token budget) this is nearly
+            # every batch cut from a short queue, which the engine loop cuts hundreds of times a second
+            # when the device is fast (the search was a quarter of its time on a null device).
             return range(queued)
         cost = np.asarray(costs, dtype=np.int64)
         marks = np.unique(np.asarray(list(anchors), dtype=np.int64))
@@ -94,11 +95,12 @@ class BatchPolicy:
         # Vectorised over the candidate ends, one pass per run length: this runs between model batches,
         # where a Python loop over thousands of queued items would cost milliseconds. Longest runs first:
         # a run of ``count`` items costs at least overhead / count per item, so once that reaches the
-        # best found, no shorter run can win. Up to 64 items a batch every length is tried (exact);
-        # beyond, lengths a 64th of the limit apart plus, per end, the longest run its token budget
-        # allows (GPU batches of thousands would otherwise take thousands of passes).
-        step = max(1, self.max_batch_size // 64)
-        top = int(min(self.max_batch_size, room.max()))
+        # best found, no shorter run can win. Up to 64 items every length is tried (exact); beyond,
+        # lengths a 64th of the longest possible run apart plus, per end, the longest run its token budget
+        # allows (GPU batches of thousands would otherwise take thousands of passes). No run is longer
+        # than the queue: passes for longer ones found nothing, and were most of the time spent here.
+        top = int(min(self.max_batch_size, room.max(), queued))
+        step = max(1, top // 64)
         candidates: list[int | np.ndarray] = list(range(top, 0, -step))
         if step > 1:
             candidates.insert(0, np.minimum(room, top))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -64,6 +65,12 @@ class LocalBatcher(Batcher, Protocol):
 
     def reserve(self, count: int, claim: Claim = NO_CLAIM, cost: int | None = None) -> Reservation:
         """Admit a request of ``count`` items and hold its room, or refuse it (QueueFull, WouldMissDeadline)."""
+        ...
+
+    def enqueue(
+        self, payloads: Sequence[Any], costs: Sequence[int], claim: Claim = NO_CLAIM, reservation: Reservation | None = None
+    ) -> asyncio.Future[Completed[Any]]:
+        """Queue ``payloads`` and return the future of their results (cancel it to withdraw them)."""
         ...
 
 

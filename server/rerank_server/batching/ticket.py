@@ -29,16 +29,17 @@ def set_exception_if_pending(future: asyncio.Future[Any], error: BaseException) 
 
 @dataclass(eq=False)
 class Ticket(Generic[R]):
-    """The batcher's record of one submission; ``future`` resolves to the results in input order."""
+    """The batcher's record of one submission; ``future`` resolves to its results in input order, with
+    their timing (a :class:`~.batcher.Completed`)."""
 
     size: int
-    future: asyncio.Future[list[R]]
+    future: asyncio.Future[Any]
     enqueued_at: float
     claim: Claim = NO_CLAIM  # deadline, priority and caller
     results: list[R | None] = field(init=False)
     remaining: int = field(init=False)
     started_at: float | None = None  # when the model first started on one of its items
-    finished_at: float | None = None
+    timer: asyncio.TimerHandle | None = None  # fails it at its deadline
 
     def __post_init__(self) -> None:
         self.results = [None] * self.size

@@ -113,6 +113,12 @@ class PerRequestRunner(Generic[P, R]):
         begin = started[0] if started else enqueued
         return Completed(list(results), begin - enqueued, finished - begin)
 
+    def enqueue(
+        self, payloads: Sequence[P], costs: Sequence[int], claim: Claim = NO_CLAIM, reservation: Reservation | None = None
+    ) -> asyncio.Future[Completed[R]]:
+        """:meth:`submit` as a future (a task here: this baseline is not built for an engine's load)."""
+        return asyncio.ensure_future(self.submit(payloads, costs, claim, reservation))
+
     async def aclose(self, drain: bool = True) -> None:
         """Stop taking work; calls already submitted finish (``drain`` is accepted for symmetry)."""
         self._closing = True

@@ -3,8 +3,8 @@ sends back the scores.
 
 Every front end's connection is served on the one event loop that owns the batchers, so priorities,
 fair turns, deadlines and the queue's room are decided once for all of them. Per request this loop does
-a reservation, one ``submit`` of items read straight from the frame's buffer, and one reply; tokenizing,
-planning and the transports stay in the front ends.
+a reservation, one ``enqueue`` of items read straight from the frame's buffer, and one reply from the
+results' callback (no task a request); tokenizing, planning and the transports stay in the front ends.
 
 A front end that goes away takes its requests with it: their reservations are released and their
 queued items dropped before the model runs them.
@@ -13,14 +13,15 @@ queued items dropped before the model runs them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
-from ..batching import BatchingError, Claim, LocalBatcher, Reservation
+from ..batching import BatchingError, Claim, Completed, LocalBatcher, Reservation
 from .callers import CallerNames
 from .served import ModelRegistry
-from .wire import FrameReader, Header, encode_error, frame, pack_results, unpack_items
+from .wire import FrameReader, FrameWriter, Header, encode_error, frame, pack_results, unpack_items
 
 log = logging.getLogger(__name__)
 
@@ -64,29 +65,34 @@ class _FrontEnd(asyncio.Protocol):
         self.core = core
         self._reader = FrameReader()
         self._reservations: dict[int, tuple[LocalBatcher, Reservation]] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._waiting: dict[int, asyncio.Future[Completed[Any]]] = {}  # queued requests' results, by id
         self._transport: asyncio.Transport | None = None
+        self._writer: FrameWriter | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102 (asyncio's)
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._writer = FrameWriter(transport)
         self.core.connections.add(self)
         transport.write(frame(("hello", [model.info for model in self.core.registry])))
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
-        self._transport = None
+        self._transport = self._writer = None
         self.core.connections.discard(self)
         for _, reservation in self._reservations.values():
             reservation.release()
         self._reservations.clear()
-        for task in self._tasks.values():
-            task.cancel()  # the batcher drops the items before the model runs them
-        if self._tasks:
-            log.warning("a front end went away with %d requests in progress; they were dropped", len(self._tasks))
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            future.cancel()  # the batcher drops the items before the model runs them
+        if waiting:
+            log.warning("a front end went away with %d requests in progress; they were dropped", len(waiting))
 
     def close(self) -> None:
         """Close the connection (its requests are dropped)."""
         if self._transport is not None:
+            if self._writer is not None:
+                self._writer.flush()
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
@@ -95,24 +101,23 @@ class _FrontEnd(asyncio.Protocol):
             if kind == "admit":
                 self._admit(header)
             elif kind == "submit":
-                rid = header[1]
-                self._tasks[rid] = asyncio.get_running_loop().create_task(self._submit(rid, header, blob))
+                self._submit(header[1], header, blob)
             elif kind == "release":
                 held = self._reservations.pop(header[1], None)
                 if held is not None:
                     held[1].release()
             elif kind == "cancel":
-                task = self._tasks.pop(header[1], None)
-                if task is not None:
-                    task.cancel()
+                future = self._waiting.pop(header[1], None)
+                if future is not None:
+                    future.cancel()
             elif kind == "observe":
                 self.core.observe(header)
             elif kind == "metrics":
                 self._reply(("metrics", header[1]), self.core.metrics_text())
 
     def _reply(self, header: Header, blob: bytes = b"") -> None:
-        if self._transport is not None:
-            self._transport.write(frame(header, blob))
+        if self._writer is not None:
+            self._writer.write(header, blob)
 
     def _admit(self, header: Header) -> None:
         _, rid, model, count, cost, deadline, priority, tenant, default_deadline = header
@@ -126,20 +131,29 @@ class _FrontEnd(asyncio.Protocol):
             return
         self._reply(("admitted", rid))
 
-    async def _submit(self, rid: int, header: Header, blob: memoryview) -> None:
+    def _submit(self, rid: int, header: Header, blob: memoryview) -> None:
         held = self._reservations.pop(rid, None)
         try:
             if held is None:
                 raise BatchingError("this request's admission was released before its items came")
             batcher, reservation = held
             items, costs = unpack_items((header[2], header[3], header[4]), blob)
-            completed = await batcher.submit(items, costs, reservation=reservation)
-        except asyncio.CancelledError:
-            return
+            future = batcher.enqueue(items, costs, reservation=reservation)
         except Exception as exc:
             self._reply(("error", rid, encode_error(exc)))
-        else:
-            shape, scores = pack_results(completed.results)
-            self._reply(("scores", rid, completed.queue_s, completed.inference_s, shape), scores)
-        finally:
-            self._tasks.pop(rid, None)
+            return
+        self._waiting[rid] = future
+        future.add_done_callback(functools.partial(self._answer, rid))
+
+    def _answer(self, rid: int, future: asyncio.Future[Completed[Any]]) -> None:
+        """Send a request's scores, or its error, once the batcher has them (a cancelled one: nothing)."""
+        self._waiting.pop(rid, None)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self._reply(("error", rid, encode_error(error)))
+            return
+        completed = future.result()
+        shape, scores = pack_results(completed.results)
+        self._reply(("scores", rid, completed.queue_s, completed.inference_s, shape), scores)

@@ -21,7 +21,7 @@ from ..batching import NO_CLAIM, BatcherStats, Claim, Completed, Reservation, Sp
 from ..batching.batcher import BatchRecord
 from ..models import ModelInfo
 from .gateway import NotServing
-from .wire import FrameReader, Header, decode_error, frame, pack_items, unpack_results
+from .wire import FrameReader, FrameWriter, Header, decode_error, pack_items, unpack_results
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class EngineLink(asyncio.Protocol):
         self._pending: dict[int, asyncio.Future[tuple[Header, memoryview]]] = {}
         self._ids = itertools.count(1)
         self._transport: asyncio.Transport | None = None
+        self._writer: FrameWriter | None = None
 
     @classmethod
     async def connect(cls, path: str, attempts: Callable[[], bool] = lambda: True, every_s: float = 0.05) -> EngineLink:
@@ -66,6 +67,7 @@ class EngineLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102 (asyncio's)
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._writer = FrameWriter(transport)
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
         for header, blob in self._reader.feed(data):
@@ -78,7 +80,7 @@ class EngineLink(asyncio.Protocol):
                 future.set_result((header, blob))
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
-        self._transport = None
+        self._transport = self._writer = None
         self.lost.set()
         error = EngineLost(ENGINE_LOST)
         if not self._hello.done():
@@ -92,19 +94,19 @@ class EngineLink(asyncio.Protocol):
 
     def send(self, header: Header, blob: bytes = b"") -> None:
         """Send a message that needs no answer (dropped once the engine is gone)."""
-        if self._transport is not None:
-            self._transport.write(frame(header, blob))
+        if self._writer is not None:
+            self._writer.write(header, blob)
 
     def start(self, kind: str, *fields: Any, blob: bytes = b"", rid: int | None = None) -> tuple[int, asyncio.Future[tuple[Header, memoryview]]]:
         """Send a request (under a new id, or ``rid`` to go on with an earlier one); returns its id and the
         future of its answer (a header and a buffer)."""
-        if self._transport is None:
+        if self._writer is None:
             raise EngineLost(ENGINE_LOST)
         if rid is None:
             rid = next(self._ids)
         future: asyncio.Future[tuple[Header, memoryview]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
-        self._transport.write(frame((kind, rid, *fields), blob))
+        self._writer.write((kind, rid, *fields), blob)
         return rid, future
 
     def forget(self, rid: int) -> None:
@@ -120,6 +122,8 @@ class EngineLink(asyncio.Protocol):
     def close(self) -> None:
         """Close the connection."""
         if self._transport is not None:
+            if self._writer is not None:
+                self._writer.flush()
             self._transport.close()
 
 

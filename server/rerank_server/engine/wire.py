@@ -8,6 +8,7 @@ pickled object per pair: the engine reads them with ``numpy.frombuffer``, withou
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import struct
 from collections.abc import Sequence
@@ -26,6 +27,31 @@ def frame(header: Header, blob: bytes | memoryview = b"") -> bytes:
     """One frame of ``header`` and ``blob``."""
     head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
     return b"".join((_PREFIX.pack(len(head) + len(blob), len(head)), head, blob))
+
+
+class FrameWriter:
+    """Writes frames to a transport, the frames of one turn of the event loop in one write.
+
+    A reply a request (and, at the engine, an admission and its scores) was a system call each, and each
+    woke the process at the other end: joined, a batch's answers or a read's admissions go in one.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._frames: list[bytes] = []
+
+    def write(self, header: Header, blob: bytes | memoryview = b"") -> None:
+        """Queue a frame; the first of a turn schedules the write at the turn's end."""
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._frames.append(frame(header, blob))
+
+    def flush(self) -> None:
+        """Write what is queued now."""
+        if self._frames:
+            frames, self._frames = self._frames, []
+            if not self._transport.is_closing():
+                self._transport.write(b"".join(frames))
 
 
 class FrameReader:
