@@ -91,6 +91,9 @@ class BatchPolicy:
         longest = cost[ends]
         room = np.clip(self.max_batch_tokens // np.maximum(longest, 1), 1, self.max_batch_size)
         prefix = np.concatenate(([0], np.cumsum(cost)))
+        prefix_at_ends = prefix[ends + 1]
+        # The first anchor at or after each position (past the last one: len(cost), after every end).
+        following = np.append(marks, len(cost))[np.searchsorted(marks, np.arange(len(cost)))]
         best, chosen = np.inf, range(int(marks[0]), int(marks[0]) + 1)
         # Vectorised over the candidate ends, one pass per run length: this runs between model batches,
         # where a Python loop over thousands of queued items would cost milliseconds. Longest runs first:
@@ -99,22 +102,22 @@ class BatchPolicy:
         # lengths a 64th of the longest possible run apart plus, per end, the longest run its token budget
         # allows (GPU batches of thousands would otherwise take thousands of passes). No run is longer
         # than the queue: passes for longer ones found nothing, and were most of the time spent here.
+        # A pass is kept to a few array operations on the candidate ends (numpy's cost a call, not its
+        # arithmetic, is what a short queue's search spends).
         top = int(min(self.max_batch_size, room.max(), queued))
         step = max(1, top // 64)
         candidates: list[int | np.ndarray] = list(range(top, 0, -step))
         if step > 1:
             candidates.insert(0, np.minimum(room, top))
+        overhead = self.batch_overhead_tokens
         for count in candidates:
-            if isinstance(count, int) and self.batch_overhead_tokens / count >= best:
+            if isinstance(count, int) and overhead / count >= best:
                 break
-            starts = ends + 1 - count
-            nearest = np.searchsorted(marks, starts)  # the first anchor at or after each start
-            ok = (starts >= 0) & (count <= room) & (nearest < len(marks))
-            ok &= marks[np.minimum(nearest, len(marks) - 1)] <= ends
+            starts = np.maximum(ends + 1 - count, 0)
+            ok = (ends + 1 >= count) & (count <= room) & (following[starts] <= ends)
             if not ok.any():
                 continue
-            padding = count * longest - (prefix[ends + 1] - prefix[np.maximum(starts, 0)])
-            per_item = np.where(ok, (padding + self.batch_overhead_tokens) / count, np.inf)
+            per_item = np.where(ok, (count * longest - (prefix_at_ends - prefix[starts]) + overhead) / count, np.inf)
             at = int(np.argmin(per_item))
             if per_item[at] < best:  # ties keep the longer run, found first
                 best, chosen = float(per_item[at]), range(int(starts[at]), int(ends[at]) + 1)

@@ -58,7 +58,7 @@ class EngineCore:
             connection.close()
 
 
-class _FrontEnd(asyncio.Protocol):
+class _FrontEnd(asyncio.BufferedProtocol):
     """One front end's connection: its requests by id."""
 
     def __init__(self, core: EngineCore) -> None:
@@ -95,8 +95,11 @@ class _FrontEnd(asyncio.Protocol):
                 self._writer.flush()
             self._transport.close()
 
-    def data_received(self, data: bytes) -> None:  # noqa: D102
-        for header, blob in self._reader.feed(data):
+    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: D102 (asyncio's)
+        return self._reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:  # noqa: D102
+        for header, blob in self._reader.buffer_updated(nbytes):
             kind = header[0]
             if kind == "admit":
                 self._admit(header)

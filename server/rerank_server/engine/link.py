@@ -33,7 +33,7 @@ class EngineLost(NotServing):
 ENGINE_LOST = "the server's engine process exited; retry on another replica"
 
 
-class EngineLink(asyncio.Protocol):
+class EngineLink(asyncio.BufferedProtocol):
     """The connection to the engine process: requests with ids, answers matched back to them."""
 
     def __init__(self) -> None:
@@ -69,8 +69,11 @@ class EngineLink(asyncio.Protocol):
         self._transport = transport
         self._writer = FrameWriter(transport)
 
-    def data_received(self, data: bytes) -> None:  # noqa: D102
-        for header, blob in self._reader.feed(data):
+    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: D102 (asyncio's)
+        return self._reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:  # noqa: D102
+        for header, blob in self._reader.buffer_updated(nbytes):
             if header[0] == "hello":
                 if not self._hello.done():
                     self._hello.set_result(list(header[1]))

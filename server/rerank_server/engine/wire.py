@@ -55,31 +55,51 @@ class FrameWriter:
 
 
 class FrameReader:
-    """Cuts the bytes a connection receives into frames."""
+    """Cuts the bytes a connection receives into frames, received into one buffer it reuses.
 
-    def __init__(self) -> None:
-        self._partial = bytearray()  # the start of a frame whose end has not come yet
+    Made for an :class:`asyncio.BufferedProtocol`: the transport reads into :meth:`get_buffer`'s view
+    and calls :meth:`buffer_updated`. (A plain protocol's ``data_received`` gets a new ``bytes`` of the
+    transport's whole read size, 256 KiB, every read: measured here, that allocation cost 12-27 us a read
+    against 2-6 us for reading into a buffer, and the engine reads a few times a request.)
+    """
 
-    def feed(self, data: bytes) -> list[tuple[Header, memoryview]]:
-        """Take ``data``; return every frame it completes, as (header, blob). The blobs are views of the
-        bytes received (copied once only when a frame spans two reads)."""
-        if self._partial:
-            self._partial += data
-            data = bytes(self._partial)
-            self._partial.clear()
-        view = memoryview(data)
+    def __init__(self, size: int = 256 * 1024) -> None:
+        self._buffer = bytearray(size)
+        self._view = memoryview(self._buffer)
+        self._filled = 0  # bytes received and not yet cut into frames (the start of one)
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Where the next bytes go: the free end of the buffer."""
+        return self._view[self._filled :]
+
+    def buffer_updated(self, nbytes: int) -> list[tuple[Header, memoryview]]:
+        """``nbytes`` more were received into :meth:`get_buffer`'s view; return every frame they complete,
+        as (header, blob). The blobs are copies: the buffer is reused for the next reads."""
+        self._filled += nbytes
+        view, size, at = self._view, self._filled, 0
         frames: list[tuple[Header, memoryview]] = []
-        at, size = 0, len(data)
+        need = 0
         while size - at >= _PREFIX.size:
-            length, head = _PREFIX.unpack_from(data, at)
+            length, head = _PREFIX.unpack_from(view, at)
             start, end = at + _PREFIX.size, at + _PREFIX.size + length
             if end > size:
+                need = end - at
                 break
-            frames.append((pickle.loads(view[start : start + head]), view[start + head : end]))
+            blob = memoryview(bytes(view[start + head : end])) if length > head else _EMPTY
+            frames.append((pickle.loads(view[start : start + head]), blob))
             at = end
-        if at < size:
-            self._partial += view[at:]
+        if at:
+            rest = bytes(view[at:size])
+            view[: len(rest)] = rest
+            self._filled = len(rest)
+        if need > len(self._buffer):  # a frame longer than the buffer: make room for it whole
+            grown = bytearray(max(need, 2 * len(self._buffer)))
+            grown[: self._filled] = view[: self._filled]
+            self._buffer, self._view = grown, memoryview(grown)
         return frames
+
+
+_EMPTY = memoryview(b"")
 
 
 def pack_items(items: Sequence[Encoded]) -> tuple[tuple[int, bool, bool], bytes]:

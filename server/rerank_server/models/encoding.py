@@ -28,9 +28,12 @@ CHARS_PER_TOKEN = 16
 ESTIMATE_CHARS_PER_TOKEN = 4
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class Encoded:
     """One model input, ready to pad into a batch: ids with special tokens, their token types.
+
+    Not frozen (read-only by convention): the engine makes one per pair it receives, and a frozen
+    dataclass's ``__init__`` cost four times as much (0.42 against 0.11 us, measured here).
 
     ``types`` is None for models without token types (RoBERTa, XLM-R); ``truncated`` says whether the
     text or pair was longer than the model reads. ``shared`` is how many leading ids every item of its

@@ -28,12 +28,17 @@ def test_items_and_scores_cross_the_wire_as_one_buffer_each() -> None:
         Encoded(np.array([101, 9, 102], dtype=np.int32), np.array([0, 1, 1], dtype=np.int8), False),
     ]
     meta, blob = pack_items(items)
-    reader = FrameReader()
+    reader = FrameReader(size=16)  # smaller than the frame: the buffer grows to hold it
     whole = frame(("submit", 7, *meta), blob)
     # Frames arrive cut anywhere: nothing until the last byte, then the frame whole.
-    assert reader.feed(whole[:5]) == [] and reader.feed(whole[5:-1]) == []
-    [(header, body)] = reader.feed(whole[-1:])
+    assert _receive(reader, whole[:5]) == [] and _receive(reader, whole[5:-1]) == []
+    [(header, body)] = _receive(reader, whole[-1:])
     assert header == ("submit", 7, 2, True, False)
+    # Several frames in one read, the last one cut: the whole ones now, a copy each (the buffer is reused).
+    first, second = _receive(reader, whole + frame(("release", 8)) + whole[:9])
+    assert first[0] == header and bytes(first[1]) == bytes(body) and second == (("release", 8), memoryview(b""))
+    [(again, _)] = _receive(reader, whole[9:])
+    assert again == header and bytes(first[1]) == bytes(body)
     back, costs = unpack_items((header[2], header[3], header[4]), body)
     assert costs == [4, 3]
     for sent, got in zip(items, back):
@@ -47,6 +52,18 @@ def test_items_and_scores_cross_the_wire_as_one_buffer_each() -> None:
     assert unpack_results(shape, memoryview(scores)).tolist() == [0.5, -1.25]
     shape, vectors = pack_results([np.ones(3), np.zeros(3)])
     assert [v.tolist() for v in unpack_results(shape, memoryview(vectors))] == [[1, 1, 1], [0, 0, 0]]
+
+
+def _receive(reader: FrameReader, data: bytes) -> list[tuple[Any, memoryview]]:
+    """What a transport does with ``data``: read it into the reader's buffer, as much as fits at a time."""
+    frames, at = [], 0
+    while at < len(data):
+        room = reader.get_buffer(-1)
+        count = min(len(room), len(data) - at)
+        room[:count] = data[at : at + count]
+        at += count
+        frames += reader.buffer_updated(count)
+    return frames
 
 
 def _packed(items: list[Encoded]) -> tuple[Any, memoryview]:
