@@ -9,7 +9,8 @@ threshold turns that adjustment off: large buffers are always mapped, and always
 It is not for a process that runs a network on the CPU: every activation tensor above the threshold is
 then mapped and unmapped each batch, page faults and zeroing included (measured on a 6-layer decoder
 reranker served on 2 cores: 7.0 pairs/s with the threshold fixed, 10.8 without; CrossEncoder.predict
-in the same conditions 11.7). :func:`suits_model_process` says where a process that runs a model may fix it.
+in the same conditions 11.7). :func:`suits_model_process` says where a process that runs a model may fix it;
+front-end processes, which take the bodies, always do, and the engine process, which takes none, never.
 """
 
 from __future__ import annotations
