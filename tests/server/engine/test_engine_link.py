@@ -122,6 +122,15 @@ async def test_scores_through_the_engine_equal_the_models_own(cross_scorer: Any,
     assert [(d.index, pytest.approx(d.score, abs=1e-5)) for d in result.documents] == [(d.index, d.score) for d in local.documents]
     pairs = await served.score([("q", "a"), ("q", "b")])
     assert len(pairs.scores) == 2
+    # A request whose ids outgrow the reader's buffer (256 KiB) crosses whole, in many reads, and so do the
+    # requests around it on the same connection.
+    many = [f"document {i} " + "about leaves and light " * 40 for i in range(700)]
+    big, small, local_big = await asyncio.gather(
+        served.rerank("how do plants make energy", many), served.rerank("q", ["d"]), registry.get("").rerank("how do plants make energy", many)
+    )
+    assert big.usage.tokens * 5 > 256 * 1024  # 5 bytes a token on the wire: its id and its type
+    assert [(d.index, pytest.approx(d.score, abs=1e-5)) for d in big.documents] == [(d.index, d.score) for d in local_big.documents]
+    assert len(small.documents) == 1
     await core.close()  # the engine goes away: what waits on it fails UNAVAILABLE-style, and so does what comes next
     await link.lost.wait()
     with pytest.raises(EngineLost):
