@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from .stages import BatchStages
 from .threads import name_os_thread
+from .ticket import set_exception_if_pending, set_result_if_pending
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -34,9 +35,10 @@ class Lane(Generic[P, R]):
         # batches overlap, each stage stays in batch order.
         works: list[Callable[[Any], Any]] = [stages.collate, stages.forward, stages.fetch]
         self._inboxes: list[queue.SimpleQueue[_Job | None]] = [queue.SimpleQueue() for _ in STAGES]
+        outboxes = [*self._inboxes[1:], None]  # each stage feeds the next; the last, the event loop
         self._threads = [
-            threading.Thread(target=_stage_worker, args=(work, inbox, self._inboxes[i + 1] if i + 1 < len(STAGES) else None), name=f"{stage}-{name}_0", daemon=True)
-            for i, (stage, work, inbox) in enumerate(zip(STAGES, works, self._inboxes))
+            threading.Thread(target=_stage_worker, args=(work, inbox, outbox), name=f"{stage}-{name}_0", daemon=True)
+            for stage, work, inbox, outbox in zip(STAGES, works, self._inboxes, outboxes)
         ]
         for thread in self._threads:
             thread.start()
@@ -107,12 +109,11 @@ def _deliver(job: _Job, value: Any, error: BaseException | None) -> None:
 
 
 def _settle(done: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if done.done():  # the batch's task was cancelled
-        return
+    # Unless the batch's task was cancelled meanwhile.
     if error is not None:
-        done.set_exception(error)
+        set_exception_if_pending(done, error)
     else:
-        done.set_result(value)
+        set_result_if_pending(done, value)
 
 
 def lanes_for(models: Sequence[BatchStages[P, R]], name: str) -> list[Lane[P, R]]:

@@ -21,7 +21,7 @@ from typing import Any, cast
 from ..batching import BatchingError, Claim, Completed, LocalBatcher, Reservation
 from .callers import CallerNames
 from .served import ModelRegistry
-from .wire import FrameReader, FrameWriter, Header, encode_error, frame, pack_results, unpack_items
+from .wire import FramedConnection, Header, encode_error, pack_results, unpack_items
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +58,22 @@ class EngineCore:
             connection.close()
 
 
-class _FrontEnd(asyncio.BufferedProtocol):
+class _FrontEnd(FramedConnection):
     """One front end's connection: its requests by id."""
 
     def __init__(self, core: EngineCore) -> None:
+        super().__init__()
         self.core = core
-        self._reader = FrameReader()
         self._reservations: dict[int, tuple[LocalBatcher, Reservation]] = {}
         self._waiting: dict[int, asyncio.Future[Completed[Any]]] = {}  # queued requests' results, by id
-        self._transport: asyncio.Transport | None = None
-        self._writer: FrameWriter | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102 (asyncio's)
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._writer = FrameWriter(transport)
+        super().connection_made(transport)
         self.core.connections.add(self)
-        transport.write(frame(("hello", [model.info for model in self.core.registry])))
+        self.send(("hello", [model.info for model in self.core.registry]))
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
-        self._transport = self._writer = None
+        super().connection_lost(exc)
         self.core.connections.discard(self)
         for _, reservation in self._reservations.values():
             reservation.release()
@@ -88,39 +84,25 @@ class _FrontEnd(asyncio.BufferedProtocol):
         if waiting:
             log.warning("a front end went away with %d requests in progress; they were dropped", len(waiting))
 
-    def close(self) -> None:
-        """Close the connection (its requests are dropped)."""
-        if self._transport is not None:
-            if self._writer is not None:
-                self._writer.flush()
-            self._transport.close()
-
-    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: D102 (asyncio's)
-        return self._reader.get_buffer(sizehint)
-
-    def buffer_updated(self, nbytes: int) -> None:  # noqa: D102
-        for header, blob in self._reader.buffer_updated(nbytes):
-            kind = header[0]
-            if kind == "admit":
-                self._admit(header)
-            elif kind == "submit":
-                self._submit(header[1], header, blob)
-            elif kind == "release":
-                held = self._reservations.pop(header[1], None)
-                if held is not None:
-                    held[1].release()
-            elif kind == "cancel":
-                future = self._waiting.pop(header[1], None)
-                if future is not None:
-                    future.cancel()
-            elif kind == "observe":
-                self.core.observe(header)
-            elif kind == "metrics":
-                self._reply(("metrics", header[1]), self.core.metrics_text())
-
-    def _reply(self, header: Header, blob: bytes = b"") -> None:
-        if self._writer is not None:
-            self._writer.write(header, blob)
+    def frame_received(self, header: Header, blob: memoryview) -> None:
+        """One of the front end's messages: admit, submit, release, cancel, observe or metrics."""
+        kind = header[0]
+        if kind == "admit":
+            self._admit(header)
+        elif kind == "submit":
+            self._submit(header[1], header, blob)
+        elif kind == "release":
+            held = self._reservations.pop(header[1], None)
+            if held is not None:
+                held[1].release()
+        elif kind == "cancel":
+            future = self._waiting.pop(header[1], None)
+            if future is not None:
+                future.cancel()
+        elif kind == "observe":
+            self.core.observe(header)
+        elif kind == "metrics":
+            self.send(("metrics", header[1]), self.core.metrics_text())
 
     def _admit(self, header: Header) -> None:
         _, rid, model, count, cost, deadline, priority, tenant, default_deadline = header
@@ -130,9 +112,9 @@ class _FrontEnd(asyncio.BufferedProtocol):
             claim = Claim(deadline, priority, self.core.callers(tenant), default_deadline)
             self._reservations[rid] = (batcher, batcher.reserve(count, claim, cost))
         except Exception as exc:  # a refusal (or a model that stopped being served): the front end raises it
-            self._reply(("error", rid, encode_error(exc)))
+            self.send(("error", rid, encode_error(exc)))
             return
-        self._reply(("admitted", rid))
+        self.send(("admitted", rid))
 
     def _submit(self, rid: int, header: Header, blob: memoryview) -> None:
         held = self._reservations.pop(rid, None)
@@ -143,7 +125,7 @@ class _FrontEnd(asyncio.BufferedProtocol):
             items, costs = unpack_items((header[2], header[3], header[4]), blob)
             future = batcher.enqueue(items, costs, reservation=reservation)
         except Exception as exc:
-            self._reply(("error", rid, encode_error(exc)))
+            self.send(("error", rid, encode_error(exc)))
             return
         self._waiting[rid] = future
         future.add_done_callback(functools.partial(self._answer, rid))
@@ -155,8 +137,8 @@ class _FrontEnd(asyncio.BufferedProtocol):
             return
         error = future.exception()
         if error is not None:
-            self._reply(("error", rid, encode_error(error)))
+            self.send(("error", rid, encode_error(error)))
             return
         completed = future.result()
         shape, scores = pack_results(completed.results)
-        self._reply(("scores", rid, completed.queue_s, completed.inference_s, shape), scores)
+        self.send(("scores", rid, completed.queue_s, completed.inference_s, shape), scores)

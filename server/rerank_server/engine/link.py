@@ -21,7 +21,7 @@ from ..batching import NO_CLAIM, BatcherStats, Claim, Completed, Reservation, Sp
 from ..batching.batcher import BatchRecord
 from ..models import ModelInfo
 from .gateway import NotServing
-from .wire import FrameReader, FrameWriter, Header, decode_error, pack_items, unpack_results
+from .wire import FramedConnection, Header, decode_error, pack_items, unpack_results
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,16 @@ class EngineLost(NotServing):
 ENGINE_LOST = "the server's engine process exited; retry on another replica"
 
 
-class EngineLink(asyncio.BufferedProtocol):
+class EngineLink(FramedConnection):
     """The connection to the engine process: requests with ids, answers matched back to them."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.models: list[ModelInfo] = []
         self.lost = asyncio.Event()
         self._hello: asyncio.Future[list[ModelInfo]] = asyncio.get_running_loop().create_future()
-        self._reader = FrameReader()
         self._pending: dict[int, asyncio.Future[tuple[Header, memoryview]]] = {}
         self._ids = itertools.count(1)
-        self._transport: asyncio.Transport | None = None
-        self._writer: FrameWriter | None = None
 
     @classmethod
     async def connect(cls, path: str, attempts: Callable[[], bool] = lambda: True, every_s: float = 0.05) -> EngineLink:
@@ -62,28 +60,20 @@ class EngineLink(asyncio.BufferedProtocol):
         link.models = await link._hello
         return link
 
-    # --- asyncio.Protocol -------------------------------------------------------------------------
+    # --- the connection -----------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102 (asyncio's)
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._writer = FrameWriter(transport)
+    def frame_received(self, header: Header, blob: memoryview) -> None:
+        """The engine's hello (its models), or the answer to a request: to whoever waits for it."""
+        if header[0] == "hello":
+            if not self._hello.done():
+                self._hello.set_result(list(header[1]))
+            return
+        future = self._pending.pop(header[1], None)
+        if future is not None and not future.done():
+            future.set_result((header, blob))
 
-    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: D102 (asyncio's)
-        return self._reader.get_buffer(sizehint)
-
-    def buffer_updated(self, nbytes: int) -> None:  # noqa: D102
-        for header, blob in self._reader.buffer_updated(nbytes):
-            if header[0] == "hello":
-                if not self._hello.done():
-                    self._hello.set_result(list(header[1]))
-                continue
-            future = self._pending.pop(header[1], None)
-            if future is not None and not future.done():
-                future.set_result((header, blob))
-
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
-        self._transport = self._writer = None
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102 (asyncio's)
+        super().connection_lost(exc)
         self.lost.set()
         error = EngineLost(ENGINE_LOST)
         if not self._hello.done():
@@ -95,21 +85,16 @@ class EngineLink(asyncio.BufferedProtocol):
 
     # --- requests ---------------------------------------------------------------------------------
 
-    def send(self, header: Header, blob: bytes = b"") -> None:
-        """Send a message that needs no answer (dropped once the engine is gone)."""
-        if self._writer is not None:
-            self._writer.write(header, blob)
-
     def start(self, kind: str, *fields: Any, blob: bytes = b"", rid: int | None = None) -> tuple[int, asyncio.Future[tuple[Header, memoryview]]]:
         """Send a request (under a new id, or ``rid`` to go on with an earlier one); returns its id and the
         future of its answer (a header and a buffer)."""
-        if self._writer is None:
+        if not self.connected:
             raise EngineLost(ENGINE_LOST)
         if rid is None:
             rid = next(self._ids)
         future: asyncio.Future[tuple[Header, memoryview]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
-        self._writer.write((kind, rid, *fields), blob)
+        self.send((kind, rid, *fields), blob)
         return rid, future
 
     def forget(self, rid: int) -> None:
@@ -121,13 +106,6 @@ class EngineLink(asyncio.BufferedProtocol):
         _, future = self.start("metrics")
         _, blob = await future
         return bytes(blob)
-
-    def close(self) -> None:
-        """Close the connection."""
-        if self._transport is not None:
-            if self._writer is not None:
-                self._writer.flush()
-            self._transport.close()
 
 
 class RemoteReservation(Reservation):

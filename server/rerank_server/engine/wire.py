@@ -102,6 +102,53 @@ class FrameReader:
 _EMPTY = memoryview(b"")
 
 
+class FramedConnection(asyncio.BufferedProtocol):
+    """Either end of the engine's wire: frames read into one reused buffer (:class:`FrameReader`), the
+    frames sent in one turn of the event loop written at once (:class:`FrameWriter`). Subclasses handle
+    each frame in :meth:`frame_received`."""
+
+    def __init__(self) -> None:
+        self._reader = FrameReader()
+        self._transport: asyncio.Transport | None = None
+        self._writer: FrameWriter | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up (frames sent now will be written)."""
+        return self._writer is not None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102 (asyncio's)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._writer = FrameWriter(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
+        self._transport = self._writer = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: D102
+        return self._reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:  # noqa: D102
+        for header, blob in self._reader.buffer_updated(nbytes):
+            self.frame_received(header, blob)
+
+    def frame_received(self, header: Header, blob: memoryview) -> None:
+        """Handle one frame."""
+        raise NotImplementedError
+
+    def send(self, header: Header, blob: bytes | memoryview = b"") -> None:
+        """Send a frame, written at the end of this turn (dropped once the connection is gone)."""
+        if self._writer is not None:
+            self._writer.write(header, blob)
+
+    def close(self) -> None:
+        """Write what was sent, then close the connection."""
+        if self._writer is not None:
+            self._writer.flush()
+        if self._transport is not None:
+            self._transport.close()
+
+
 def pack_items(items: Sequence[Encoded]) -> tuple[tuple[int, bool, bool], bytes]:
     """A request's items as ((count, has token types, has shared prefixes), one buffer): ids end to end,
     token types, lengths, and each item's shared prefix length (decoder rerankers only)."""
