@@ -2,7 +2,8 @@
 
 Hugging Face fast tokenizers release the GIL while they encode a batch, so threads tokenize in
 parallel (measured: 2 threads 1.9x one on a 2-core CPU). A large request is split into chunks over
-the threads, so its latency shrinks with the pool; small ones take one thread each.
+the threads, so its latency shrinks with the pool; a small one is tokenized and planned in one job on
+one thread (see :meth:`TokenizerPool.tokenized`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ..batching.threads import named_pool
 from ..models.encoding import Ids, TextEncoder
 
 T = TypeVar("T")
+
+Texts = tuple[Sequence[str], int | None]  # texts and the limit they are tokenized to (see TextEncoder.ids)
 
 CHUNK_TEXTS = 64  # texts one thread tokenizes in one call: large enough to amortize the hand-off
 
@@ -66,6 +69,21 @@ class TokenizerPool:
         parts = await asyncio.gather(*(self.run(encoder.ids, chunk, limit) for chunk in chunks))
         return [ids for part in parts for ids in part]
 
+    async def tokenized(self, encoder: TextEncoder, groups: Sequence[Texts], then: Callable[..., T]) -> T:
+        """``then(ids of each group, ...)``, its groups of texts tokenized on the pool.
+
+        A request whose texts fit one chunk is one job: tokenized and passed to ``then`` on one thread.
+        Jobs run first come, first served, so a request tokenized in one job and planned in another
+        waited for its plan behind every request that arrived meanwhile: a wave of 64 closed-loop callers
+        (on a simulated GPU whose batches end together) all got their plans only once the whole wave was
+        tokenized, 200 ms with one tokenizer thread, and the device waited that long. Larger requests
+        are chunked over the threads (see :meth:`ids`), and ``then`` runs once every chunk is done.
+        """
+        if sum(len(texts) for texts, _ in groups) <= CHUNK_TEXTS:
+            return await self.run(_tokenize_then, encoder, groups, then)
+        parts = await asyncio.gather(*(self.ids(encoder, texts, limit) for texts, limit in groups))
+        return await self.run(then, *parts)
+
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work(*args)`` on a pool thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
@@ -73,3 +91,7 @@ class TokenizerPool:
     def close(self) -> None:
         """Stop the threads once their work is done."""
         self._executor.shutdown(wait=True)
+
+
+def _tokenize_then(encoder: TextEncoder, groups: Sequence[Texts], then: Callable[..., T]) -> T:
+    return then(*(encoder.ids(texts, limit) for texts, limit in groups))

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,8 @@ from .results import EmbedResult, Options, RankedDocument, RerankResult, ScoreRe
 from .settings import BatchingConfig, RequestLimits
 
 _SHOWN = 5  # offending items listed in one message
+
+T = TypeVar("T")
 
 
 class UnknownModel(LookupError):
@@ -121,10 +123,14 @@ class ServedModel:
             if self.scorer.chat is not None:
                 plan = await self._plan_chat(query, documents, instruction, windowing, options.max_document_tokens)
             else:
-                query_ids, document_ids = await self._tokenize([query], documents, whole=windowing is not None)
-                if options.max_document_tokens and windowing is None:
-                    document_ids = [ids[: options.max_document_tokens] for ids in document_ids]
-                plan = await self.pool.run(self.scorer.plan_rerank, query_ids[0], document_ids, windowing)
+                most = options.max_document_tokens if windowing is None else None
+
+                def plan_rerank(query_ids: list[Ids], document_ids: list[Ids]) -> ScoringPlan:
+                    if most:
+                        document_ids = [ids[:most] for ids in document_ids]
+                    return self.scorer.plan_rerank(query_ids[0], document_ids, windowing)
+
+                plan = await self._tokenized([query], documents, windowing is not None, plan_rerank)
             raw, scores, completed = await self._score(plan, options, reservation, "documents")
         truncated, windows = plan.truncated, plan.windows or [1] * len(documents)
         # Ranked by the raw scores: every normalization is monotone in them, and they keep apart documents
@@ -189,9 +195,11 @@ class ServedModel:
                 queries = list(dict.fromkeys(q for q, _ in pairs))  # each distinct text is tokenized once
                 seen = set(queries)
                 documents = list(dict.fromkeys(d for _, d in pairs if d not in seen))
-                query_ids, document_ids = await self._tokenize(queries, documents, whole=False)
-                ids = dict(zip(queries + documents, query_ids + document_ids))
-                plan = await self.pool.run(self.scorer.plan_pairs, pairs, ids)
+
+                def plan_pairs(query_ids: list[Ids], document_ids: list[Ids]) -> ScoringPlan:
+                    return self.scorer.plan_pairs(pairs, dict(zip(queries + documents, query_ids + document_ids)))
+
+                plan = await self._tokenized(queries, documents, False, plan_pairs)
             _, scores, completed = await self._score(plan, options, reservation, "pairs")
         return ScoreResult(self.info.name, [float(s) for s in scores], list(plan.truncated), _usage(plan), _timing(accepted, completed))
 
@@ -220,8 +228,7 @@ class ServedModel:
         self._refuse_oversized(texts, "inputs")
         encoder = self.scorer.encoder
         with await self.batcher.admit(len(texts), claim, sum(encoder.estimate(len(t), pair=False) for t in texts)) as reservation:
-            _, ids = await self._tokenize([], texts, whole=False)
-            items = [encoder.single(i) for i in ids]
+            items = await self._tokenized([], texts, False, lambda _, ids: [encoder.single(i) for i in ids])
             truncated = [item.truncated for item in items]
             if error_on_truncation and any(truncated):
                 raise UnscorableInput(
@@ -246,14 +253,14 @@ class ServedModel:
                 "split long documents before sending them"
             )
 
-    async def _tokenize(self, queries: Sequence[str], documents: Sequence[str], whole: bool) -> tuple[list[Ids], list[Ids]]:
-        """Token ids of ``queries`` and ``documents`` on the pool. A document is tokenized only as far as
-        the model can read it unless it is ``whole`` (windowed); a bi-encoder reads every text so."""
+    async def _tokenized(self, queries: Sequence[str], documents: Sequence[str], whole: bool, then: Callable[[list[Ids], list[Ids]], T]) -> T:
+        """``then(query ids, document ids)``, the texts tokenized on the pool (a small request's
+        tokenizing and ``then`` in one job: see :meth:`TokenizerPool.tokenized`). A document is tokenized
+        only as far as the model can read it unless it is ``whole`` (windowed); a bi-encoder reads every
+        text so."""
         encoder, limit = self.scorer.encoder, self.scorer.encoder.max_length
         query_limit = limit if self.info.kind is ModelKind.BI_ENCODER else None
-        return await asyncio.gather(
-            self.pool.ids(encoder, queries, query_limit), self.pool.ids(encoder, documents, None if whole else limit)
-        )
+        return await self.pool.tokenized(encoder, [(queries, query_limit), (documents, None if whole else limit)], then)
 
     async def _score(
         self, plan: ScoringPlan, options: Options, reservation: Reservation, what: str
