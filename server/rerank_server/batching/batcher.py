@@ -272,10 +272,8 @@ class MicroBatcher(Generic[P, R]):
         self.start()
         now = self._clock()
         ticket: Ticket[R] = Ticket(size=len(payloads), future=future, enqueued_at=now, claim=claim)
-        items = [
-            WorkItem(payload=payload, cost=max(1, int(cost)), ticket=ticket, index=i, arrived=now)
-            for i, (payload, cost) in enumerate(zip(payloads, costs))
-        ]
+        # Positional arguments: keywords made this, one item a pair, take half again as long.
+        items = [WorkItem(payload, max(1, int(cost)), ticket, i, now) for i, (payload, cost) in enumerate(zip(payloads, costs))]
         total = sum(item.cost for item in items)
         try:
             if reservation is None:

@@ -38,7 +38,7 @@ class WorkQueue:
         self._group_cost: dict[tuple[int, str], int] = {}
         self._reserved = 0  # items reserved and not yet put
         self._by_cost: list[WorkItem[Any]] = []
-        self._keys: list[tuple[int, int]] = []
+        self._keys: list[int] = []
         self._costs: list[int] = []  # the keys' costs, kept alongside for the batch policy
         self._by_arrival: deque[WorkItem[Any]] = deque()  # may hold items already taken; skipped lazily
         self._total_cost = 0

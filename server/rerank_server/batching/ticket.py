@@ -77,7 +77,7 @@ class WorkItem(Generic[P]):
     times, so it is kept to the attributes it needs (a dataclass's factory call per item showed up).
     """
 
-    __slots__ = ("payload", "cost", "ticket", "index", "arrived", "seq", "key", "queued")
+    __slots__ = ("payload", "cost", "ticket", "index", "arrived", "key", "queued")
 
     def __init__(self, payload: P, cost: int, ticket: Ticket[Any], index: int, arrived: float) -> None:
         self.payload = payload
@@ -85,6 +85,7 @@ class WorkItem(Generic[P]):
         self.ticket = ticket
         self.index = index  # position in the ticket's results
         self.arrived = arrived
-        self.seq = next(_sequence)
-        self.key = (cost, self.seq)  # sort key: by cost, then first come first
+        # The sort key, unique: by cost, then first come first. One int, not a (cost, sequence) tuple: the
+        # queue bisects on it for every item queued, taken or removed, and ints compare in one step.
+        self.key = cost << 64 | next(_sequence)
         self.queued = True
