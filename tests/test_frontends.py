@@ -40,6 +40,8 @@ def test_front_ends_answer_as_one_process_does_under_names_ps_shows(tiny_cross_e
         assert server.proc is not None
         names = server_processes(server.proc.pid)
         assert set(names) == {"rerank-engine", "rerank-frontend-1", "rerank-frontend-2"}, names
+        # The engine's one event loop is uvloop's (installed with the server; front ends keep grpc.aio's asyncio).
+        assert "uvloop" in Path(f"/proc/{names['rerank-engine']}/maps").read_text()
         # Sixteen connections: the kernel spreads them over both front ends (all on one: 1 in 32,768).
         answers = []
         for _ in range(16):

@@ -12,7 +12,7 @@ import asyncio
 import pickle
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -118,9 +118,9 @@ class FramedConnection(asyncio.BufferedProtocol):
         return self._writer is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102 (asyncio's)
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._writer = FrameWriter(transport)
+        # A stream's transport (uvloop's is not a subclass of asyncio's, so it is not checked).
+        self._transport = cast(asyncio.Transport, transport)
+        self._writer = FrameWriter(self._transport)
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         self._transport = self._writer = None

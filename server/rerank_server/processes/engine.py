@@ -39,7 +39,7 @@ def engine_main(config: ServerConfig, path: str, control: Connection) -> None:
     # and fixed, every padded batch over 128 KiB was mapped and page-faulted afresh on the collate thread
     # (measured on a simulated H200: the stage threads' CPU a pair 10.6-11.5 us fixed, 4.1-6.5 not).
     import_runtime_early(config.backend, config.models, config.device)
-    run_child(_serve(config, path, control), control, "the engine process", 1)
+    run_child(_serve(config, path, control), control, "the engine process", 1, fast_loop=True)
 
 
 async def _serve(config: ServerConfig, path: str, control: Connection) -> int:
