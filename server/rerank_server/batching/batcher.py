@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from .claim import NO_CLAIM, Claim
 from .errors import BatcherClosed, DeadlineExceeded, QueueFull, WouldMissDeadline
 from .policy import BatchPolicy
-from .queue import WorkQueue
+from .queue import Batch, WorkQueue
 from .scheduling import FairShare, Scheduler
 from .speed import SpeedEstimate
 from .stages import BatchStages, as_stages
@@ -395,10 +395,9 @@ class MicroBatcher(Generic[P, R]):
                         await asyncio.gather(*running)
                     return
                 continue
-            tokens = sum(item.cost for item in batch)
-            self._in_flight_cost += tokens
+            self._in_flight_cost += batch.tokens
             lane = freest(self._lanes)
-            task = asyncio.get_running_loop().create_task(self._run_batch(batch, tokens, lane), name=f"batch-{self.name}")
+            task = asyncio.get_running_loop().create_task(self._run_batch(batch, lane), name=f"batch-{self.name}")
             lane.in_flight.add(task)
             task.add_done_callback(functools.partial(self._batch_done, lane=lane))
 
@@ -408,12 +407,10 @@ class MicroBatcher(Generic[P, R]):
         if not task.cancelled() and task.exception() is not None:
             log.error("batch of %s failed outside the model", self.name, exc_info=task.exception())
 
-    async def _run_batch(self, batch: list[WorkItem[P]], tokens: int, lane: Lane[P, R]) -> None:
+    async def _run_batch(self, batch: Batch, lane: Lane[P, R]) -> None:
         started = self._clock()
         # Per-request bookkeeping is done once per request of the batch, not once per item.
-        counts: dict[Ticket[Any], int] = {}
-        for item in batch:
-            counts[item.ticket] = counts.get(item.ticket, 0) + 1
+        counts, tokens = batch.counts, batch.tokens
         for ticket in counts:
             if ticket.started_at is None:
                 ticket.started_at = started
@@ -421,7 +418,7 @@ class MicroBatcher(Generic[P, R]):
                 self.stats.queue_wait_s[group] += started - ticket.enqueued_at
                 self.stats.queue_waits[group] += 1
         try:
-            outcomes = await self._process_isolating(batch, lane)
+            outcomes = await self._process_isolating(batch, lane, counts.keys())
         finally:
             self._in_flight_cost -= tokens
         finished = self._clock()
@@ -446,14 +443,14 @@ class MicroBatcher(Generic[P, R]):
                 begun = ticket.started_at if ticket.started_at is not None else finished
                 set_result_if_pending(ticket.future, Completed(ticket.results, begun - ticket.enqueued_at, finished - begun))
 
-    async def _process_isolating(self, items: list[WorkItem[P]], lane: Lane[P, R]) -> list[Any]:
+    async def _process_isolating(self, items: list[WorkItem[P]], lane: Lane[P, R], tickets: Iterable[Ticket[Any]] | None = None) -> list[Any]:
         """Run ``items`` as one model call; if it raises, bisect and run each half on its own.
 
         A batch can fail because of one bad item (then only the requests holding it fail, the rest of the
         batch still gets its scores) or because it is too big for the device (CUDA out of memory: the
         halves fit). Items of requests that already failed or went away are not run again.
         """
-        gone = {ticket for ticket in {item.ticket for item in items} if ticket.abandoned}
+        gone = {ticket for ticket in ({item.ticket for item in items} if tickets is None else tickets) if ticket.abandoned}
         live = [item for item in items if item.ticket not in gone] if gone else items
         if not live:
             return [_Failure(BatcherClosed("request abandoned"))] * len(items)
@@ -475,7 +472,7 @@ class MicroBatcher(Generic[P, R]):
             by_item = {id(item): outcome for item, outcome in zip(live, halves)}
         return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 
-    def _record(self, batch: list[WorkItem[P]], counts: dict[Ticket[Any], int], tokens: int, duration: float, failed: bool) -> None:
+    def _record(self, batch: Batch, counts: dict[Ticket[Any], int], tokens: int, duration: float, failed: bool) -> None:
         padded = len(batch) * max(item.cost for item in batch)
         for ticket, count in counts.items():
             self.stats.served_pairs[ticket.claim.group] += count

@@ -14,6 +14,19 @@ from .scheduling import Scheduler
 from .ticket import Ticket, WorkItem
 
 
+class Batch(list[WorkItem[Any]]):
+    """A batch taken from the queue: its items, and how many of each request's items it holds and their
+    tokens, counted once as they left the queue (the batcher's per-request bookkeeping reads them
+    instead of walking the items again, several times a batch)."""
+
+    __slots__ = ("counts", "tokens")
+
+    def __init__(self, items: Iterable[WorkItem[Any]], counts: dict[Ticket[Any], int], tokens: int) -> None:
+        super().__init__(items)
+        self.counts = counts  # items of each request in the batch
+        self.tokens = tokens  # the items' costs summed
+
+
 class WorkQueue:
     """Waiting items in two orders: by cost (to cut length-grouped batches) and by arrival (to find
     the oldest, whose wait decides when a partial batch must run).
@@ -133,7 +146,7 @@ class WorkQueue:
             return True
         return policy.group_by_length and self._total_cost >= policy.max_batch_tokens
 
-    def take_batch(self, policy: BatchPolicy, scheduler: Scheduler | None = None, now: float = 0.0) -> list[WorkItem[Any]]:
+    def take_batch(self, policy: BatchPolicy, scheduler: Scheduler | None = None, now: float = 0.0) -> Batch:
         """Remove and return the next batch; without length grouping, the oldest items in arrival order.
 
         The ``scheduler`` picks whose request the batch must advance (without one, the oldest request's).
@@ -145,7 +158,7 @@ class WorkQueue:
         """
         oldest = self.oldest()
         if oldest is None:
-            return []
+            return Batch((), {}, 0)
         if not policy.group_by_length:
             return self._take_oldest(policy.max_batch_size)
         chosen = oldest.ticket if scheduler is None else scheduler.choose(self._tickets, now)
@@ -160,13 +173,12 @@ class WorkQueue:
         taken = [pool[i] for i in policy.select(costs, anchors)]
         if not alone:
             taken = self._fill(taken, policy, chosen.claim.priority)
-        batch = [self._by_cost[i] for i in taken]
         waiting = list(self._tickets)
-        self._delete(taken)
+        batch = self._delete(taken)
         if scheduler is not None:
             served: dict[tuple[int, str], int] = {}
-            for item in batch:
-                served[item.ticket.claim.group] = served.get(item.ticket.claim.group, 0) + 1
+            for ticket, count in batch.counts.items():
+                served[ticket.claim.group] = served.get(ticket.claim.group, 0) + count
             scheduler.served(served, waiting)
         return batch
 
@@ -205,17 +217,16 @@ class WorkQueue:
         """Where the queued items of ``ticket`` sit in cost order."""
         return [bisect.bisect_left(self._keys, item.key) for item in self._tickets.get(ticket, ()) if item.queued]
 
-    def _delete(self, positions: list[int]) -> None:
-        """Take the items at ``positions`` (ascending) out of the cost-ordered lists."""
+    def _delete(self, positions: list[int]) -> Batch:
+        """Take the items at ``positions`` (ascending) out of the cost-ordered lists; they are returned."""
         if positions and positions[-1] - positions[0] + 1 == len(positions):
             # A run (the usual batch): one slice each, not thousands of single deletions on the event loop.
             start, stop = positions[0], positions[-1] + 1
             items = self._by_cost[start:stop]
             del self._by_cost[start:stop], self._keys[start:stop], self._costs[start:stop]
         else:
-            items = []
+            items = [self._by_cost[position] for position in positions]
             for position in reversed(positions):
-                items.append(self._by_cost[position])
                 del self._by_cost[position], self._keys[position], self._costs[position]
         # The running totals change once per ticket, not once per item (a batch holds thousands).
         left: dict[Ticket[Any], list[int]] = {}  # ticket: [items, cost] taken
@@ -227,13 +238,16 @@ class WorkQueue:
             else:
                 taken[0] += 1
                 taken[1] += item.cost
+        tokens = 0
         for ticket, (count, cost) in left.items():
             self._count(ticket.claim, -count, -cost)
+            tokens += cost
             remaining = self._left[ticket] - count
             if remaining:
                 self._left[ticket] = remaining
             else:
                 del self._left[ticket], self._tickets[ticket]
+        return Batch(items, {ticket: count for ticket, (count, _) in left.items()}, tokens)
 
     def _count(self, claim: Claim, items: int, cost: int) -> None:
         """Keep the running totals (cost, per caller, per priority) as ``items`` of ``claim`` costing
@@ -242,17 +256,19 @@ class WorkQueue:
         self._tenant_items[claim.tenant] = self._tenant_items.get(claim.tenant, 0) + items
         self._group_cost[claim.group] = self._group_cost.get(claim.group, 0) + cost
 
-    def _take_oldest(self, count: int) -> list[WorkItem[Any]]:
-        batch: list[WorkItem[Any]] = []
-        while self._by_arrival and len(batch) < count:
+    def _take_oldest(self, count: int) -> Batch:
+        oldest: list[WorkItem[Any]] = []
+        while self._by_arrival and len(oldest) < count:
             item = self._by_arrival.popleft()
             if item.queued:
-                batch.append(item)
-        self.remove(batch)
-        return batch
+                oldest.append(item)
+        taken = self._delete(self._positions(oldest))
+        return Batch(oldest, taken.counts, taken.tokens)  # in arrival order
 
     def remove(self, items: Iterable[WorkItem[Any]]) -> int:
         """Take ``items`` out of the queue (those still in it); returns how many were removed."""
-        positions = sorted(bisect.bisect_left(self._keys, item.key) for item in items if item.queued)
-        self._delete(positions)
-        return len(positions)
+        return len(self._delete(self._positions(items)))
+
+    def _positions(self, items: Iterable[WorkItem[Any]]) -> list[int]:
+        """Where the queued ones of ``items`` sit in cost order, ascending."""
+        return sorted(bisect.bisect_left(self._keys, item.key) for item in items if item.queued)
