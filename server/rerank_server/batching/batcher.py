@@ -390,16 +390,58 @@ class MicroBatcher(Generic[P, R]):
             batch = self._queue.take_batch(self.policy, self._scheduler, self._clock())
             if not batch:
                 if self._closing:
-                    running = [task for lane in self._lanes for task in lane.in_flight]
-                    if running:
-                        await asyncio.gather(*running)
+                    # Waited for, not gathered: a model call's failure is its batch's, handled by its callback,
+                    # which isolates it in a task of its own; that is waited for too.
+                    while running := [call for lane in self._lanes for call in lane.in_flight]:
+                        await asyncio.wait(running)
                     return
                 continue
             self._in_flight_cost += batch.tokens
-            lane = freest(self._lanes)
-            task = asyncio.get_running_loop().create_task(self._run_batch(batch, lane), name=f"batch-{self.name}")
-            lane.in_flight.add(task)
-            task.add_done_callback(functools.partial(self._batch_done, lane=lane))
+            self._start_batch(batch, freest(self._lanes))
+
+    def _start_batch(self, batch: Batch, lane: Lane[P, R]) -> None:
+        """Hand ``batch`` to ``lane``'s stages; :meth:`_batch_returned` takes its results.
+
+        A callback, not a task a batch: on a fast device the engine cuts a batch every request or two,
+        and the task's steps were a cost a batch for nothing when the model does not fail (when it
+        does, :meth:`_isolate` runs in a task, as it makes more model calls).
+        """
+        started = self._clock()
+        # Per-request bookkeeping is done once per request of the batch, not once per item.
+        for ticket in batch.counts:
+            if ticket.started_at is None:
+                ticket.started_at = started
+                group = ticket.claim.group
+                self.stats.queue_wait_s[group] += started - ticket.enqueued_at
+                self.stats.queue_waits[group] += 1
+        live = self._wanted(batch, batch.counts)
+        if not live:
+            self._finish_batch(batch, lane, started, [_Failure(BatcherClosed("request abandoned"))] * len(batch))
+            return
+        future = lane.submit([item.payload for item in live])
+        lane.in_flight.add(future)
+        future.add_done_callback(functools.partial(self._batch_returned, batch, live, lane, started))
+
+    def _batch_returned(self, batch: Batch, live: list[WorkItem[P]], lane: Lane[P, R], started: float, future: asyncio.Future[Sequence[R]]) -> None:
+        """The model call of ``batch``'s ``live`` items returned: finish the batch, or isolate what failed."""
+        lane.in_flight.discard(future)
+        try:
+            if future.cancelled():
+                outcomes: list[Any] = [_Failure(BatcherClosed("request abandoned"))] * len(batch)
+            else:
+                try:
+                    outcomes = self._outcomes(batch, live, future.result())
+                except Exception as exc:  # a model failure: isolate it (more model calls: in a task), the loop goes on
+                    task = asyncio.get_running_loop().create_task(self._isolate_batch(batch, live, lane, started, exc), name=f"batch-{self.name}")
+                    lane.in_flight.add(task)
+                    task.add_done_callback(functools.partial(self._batch_done, lane=lane))
+                    return
+            self._finish_batch(batch, lane, started, outcomes)
+        finally:
+            self._wakeup.set()  # the pipeline has room again
+
+    async def _isolate_batch(self, batch: Batch, live: list[WorkItem[P]], lane: Lane[P, R], started: float, error: Exception) -> None:
+        self._finish_batch(batch, lane, started, await self._isolate(batch, live, lane, error))
 
     def _batch_done(self, task: asyncio.Task[None], lane: Lane[P, R]) -> None:
         lane.in_flight.discard(task)
@@ -407,20 +449,10 @@ class MicroBatcher(Generic[P, R]):
         if not task.cancelled() and task.exception() is not None:
             log.error("batch of %s failed outside the model", self.name, exc_info=task.exception())
 
-    async def _run_batch(self, batch: Batch, lane: Lane[P, R]) -> None:
-        started = self._clock()
-        # Per-request bookkeeping is done once per request of the batch, not once per item.
+    def _finish_batch(self, batch: Batch, lane: Lane[P, R], started: float, outcomes: list[Any]) -> None:
+        """Account for a batch the model is done with and hand each request its results (or failure)."""
         counts, tokens = batch.counts, batch.tokens
-        for ticket in counts:
-            if ticket.started_at is None:
-                ticket.started_at = started
-                group = ticket.claim.group
-                self.stats.queue_wait_s[group] += started - ticket.enqueued_at
-                self.stats.queue_waits[group] += 1
-        try:
-            outcomes = await self._process_isolating(batch, lane, counts.keys())
-        finally:
-            self._in_flight_cost -= tokens
+        self._in_flight_cost -= tokens
         finished = self._clock()
         failed = any(isinstance(o, _Failure) for o in outcomes)
         self._record(batch, counts, tokens, finished - started, failed=failed)
@@ -443,33 +475,51 @@ class MicroBatcher(Generic[P, R]):
                 begun = ticket.started_at if ticket.started_at is not None else finished
                 set_result_if_pending(ticket.future, Completed(ticket.results, begun - ticket.enqueued_at, finished - begun))
 
-    async def _process_isolating(self, items: list[WorkItem[P]], lane: Lane[P, R], tickets: Iterable[Ticket[Any]] | None = None) -> list[Any]:
-        """Run ``items`` as one model call; if it raises, bisect and run each half on its own.
-
-        A batch can fail because of one bad item (then only the requests holding it fail, the rest of the
-        batch still gets its scores) or because it is too big for the device (CUDA out of memory: the
-        halves fit). Items of requests that already failed or went away are not run again.
-        """
-        gone = {ticket for ticket in ({item.ticket for item in items} if tickets is None else tickets) if ticket.abandoned}
-        live = [item for item in items if item.ticket not in gone] if gone else items
+    async def _process_isolating(self, items: list[WorkItem[P]], lane: Lane[P, R]) -> list[Any]:
+        """Run ``items`` as one model call; if it raises, bisect and run each half on its own (see
+        :meth:`_isolate`). Items of requests that already failed or went away are not run again."""
+        live = self._wanted(items)
         if not live:
             return [_Failure(BatcherClosed("request abandoned"))] * len(items)
         try:
-            results = await lane.run([item.payload for item in live])
-            if len(results) != len(live):
-                raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(live)}")
-            if live is items:
-                return list(results)  # every item ran: the results are the outcomes, in order
-            by_item: dict[int, Any] = {id(item): result for item, result in zip(live, results)}
+            return self._outcomes(items, live, await lane.run([item.payload for item in live]))
         except Exception as exc:  # a model failure: isolate it, the loop goes on
-            self.stats.failed_calls += 1
-            if len(live) == 1:
-                log.warning("model %s failed on one item: %r", self.name, exc)
-                return [_Failure(exc) if item is live[0] else _Failure(BatcherClosed("request abandoned")) for item in items]
-            middle = len(live) // 2
-            log.info("model %s failed on a batch of %d (%r); retrying it in halves", self.name, len(live), exc)
-            halves = await self._process_isolating(live[:middle], lane) + await self._process_isolating(live[middle:], lane)
-            by_item = {id(item): outcome for item, outcome in zip(live, halves)}
+            return await self._isolate(items, live, lane, exc)
+
+    async def _isolate(self, items: list[WorkItem[P]], live: list[WorkItem[P]], lane: Lane[P, R], error: Exception) -> list[Any]:
+        """The outcomes of ``items`` when the model call of ``live`` (those of them still wanted) raised
+        ``error``: the call bisected, each half run on its own, until the failing items are isolated.
+
+        A batch can fail because of one bad item (then only the requests holding it fail, the rest of the
+        batch still gets its scores) or because it is too big for the device (CUDA out of memory: the
+        halves fit).
+        """
+        self.stats.failed_calls += 1
+        if len(live) == 1:
+            log.warning("model %s failed on one item: %r", self.name, error)
+            return [_Failure(error) if item is live[0] else _Failure(BatcherClosed("request abandoned")) for item in items]
+        middle = len(live) // 2
+        log.info("model %s failed on a batch of %d (%r); retrying it in halves", self.name, len(live), error)
+        halves = await self._process_isolating(live[:middle], lane) + await self._process_isolating(live[middle:], lane)
+        by_item = {id(item): outcome for item, outcome in zip(live, halves)}
+        return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
+
+    @staticmethod
+    def _wanted(items: list[WorkItem[P]], tickets: Iterable[Ticket[Any]] | None = None) -> list[WorkItem[P]]:
+        """``items`` less those of requests that failed or went away (``items`` itself when none did);
+        ``tickets``: their requests, when known."""
+        gone = {ticket for ticket in ({item.ticket for item in items} if tickets is None else tickets) if ticket.abandoned}
+        return [item for item in items if item.ticket not in gone] if gone else items
+
+    @staticmethod
+    def _outcomes(items: list[WorkItem[P]], live: list[WorkItem[P]], results: Sequence[Any]) -> list[Any]:
+        """Each of ``items``' outcome from the model's ``results`` for ``live``, in order; raises if the
+        model returned a result too many or too few."""
+        if len(results) != len(live):
+            raise RuntimeError(f"the model returned {len(results)} results for a batch of {len(live)}")
+        if live is items:
+            return list(results)  # every item ran: the results are the outcomes, in order
+        by_item: dict[int, Any] = {id(item): result for item, result in zip(live, results)}
         return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 
     def _record(self, batch: Batch, counts: dict[Ticket[Any], int], tokens: int, duration: float, failed: bool) -> None:

@@ -28,7 +28,7 @@ class Lane(Generic[P, R]):
 
     def __init__(self, stages: BatchStages[P, R], name: str) -> None:
         self.stages = stages
-        self.in_flight: set[asyncio.Task[None]] = set()
+        self.in_flight: set[asyncio.Future[Any]] = set()  # its batches' model calls (and isolations) not yet done
         self.last_finished = 0.0  # when its last batch came back: a batch's service time starts no earlier
         self.batches = 0  # batches run on it so far
         # One thread per stage, each taking its batches in order from its own queue: stages of consecutive
@@ -45,7 +45,12 @@ class Lane(Generic[P, R]):
         self._closed = False
 
     async def run(self, payloads: list[P]) -> Sequence[R]:
-        """One model call: collate, forward and fetch, each on its stage's thread.
+        """One model call (see :meth:`submit`), awaited."""
+        return await self.submit(payloads)
+
+    def submit(self, payloads: list[P]) -> asyncio.Future[Sequence[R]]:
+        """Start one model call: collate, forward and fetch, each on its stage's thread; the future of
+        its results (or of the model's error).
 
         Each stage hands its output straight to the next stage's thread through that thread's queue, so
         the event loop wakes once a batch instead of three times, and on a GPU the forward is queued as
@@ -53,13 +58,14 @@ class Lane(Generic[P, R]):
         batches are small: a fifth of the engine loop's time went to per-stage hand-offs through the
         loop, and a thread pool's futures and callbacks a stage cost more than a plain queue.)
         """
-        if self._closed:
-            raise RuntimeError("this lane's stage threads were shut down")
-        self.batches += 1
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Sequence[R]] = loop.create_future()
+        if self._closed:
+            done.set_exception(RuntimeError("this lane's stage threads were shut down"))
+            return done
+        self.batches += 1
         self._inboxes[0].put(_Job(payloads, loop, done))
-        return await done
+        return done
 
     def shutdown(self) -> None:
         """Stop its threads once their work is done."""

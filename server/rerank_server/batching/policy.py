@@ -145,7 +145,7 @@ class BatchPolicy:
         request or two on a fast device.
         """
         queued, overhead = len(costs), self.batch_overhead_tokens
-        shortest = max(1, int(overhead // whole))  # fewer items than this cannot cost less a item
+        shortest = max(1, int(overhead // whole))  # fewer items than this cannot cost less per item
         if queued - shortest > NEAR_WHOLE:
             return None
         marks = sorted(set(anchors))

@@ -387,6 +387,19 @@ async def test_a_failing_fetch_is_isolated_like_a_failing_forward() -> None:
     await batcher.aclose()
 
 
+async def test_closing_waits_for_a_failed_batch_to_be_isolated() -> None:
+    model = StagedModel(bad=3)
+    batcher = make(model, max_batch_size=4, max_wait_s=HOUR, pipeline_depth=2)
+    tasks = [asyncio.create_task(batcher.submit([i], [1])) for i in range(4)]
+    await wait_until(lambda: len(model.forwarded) == 1)  # the batch is on the device
+    closing = asyncio.create_task(batcher.aclose(drain=True))
+    model.gate.set()  # it fails; its halves, and theirs, run before the stage threads stop
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    await closing
+    assert [o.results for o in outcomes if not isinstance(o, BaseException)] == [[0], [10], [20]]
+    assert isinstance(outcomes[3], ValueError) and len(model.forwarded) == 5  # the batch, two halves, two quarters
+
+
 async def test_reserved_room_counts_as_taken_until_released() -> None:
     batcher = make(RecordingModel(), max_queued=3)
     held = batcher.reserve(2)
