@@ -281,7 +281,7 @@ class MicroBatcher(Generic[P, R]):
             # else it was admitted at reserve(): refusing it now, after its caller waited for its texts to
             # be tokenized, would make a slow refusal of what a fast one should have been (3 s, measured at
             # the bound under overload); the estimate it was admitted by errs long.
-            self._queue.put(items)
+            self._queue.put(items, total)
         except (QueueFull, WouldMissDeadline):
             self.stats.refused[claim.group] += 1
             raise
@@ -425,20 +425,15 @@ class MicroBatcher(Generic[P, R]):
     def _batch_returned(self, batch: Batch, live: list[WorkItem[P]], lane: Lane[P, R], started: float, future: asyncio.Future[Sequence[R]]) -> None:
         """The model call of ``batch``'s ``live`` items returned: finish the batch, or isolate what failed."""
         lane.in_flight.discard(future)
+        self._wakeup.set()  # the pipeline has room again
         try:
-            if future.cancelled():
-                outcomes: list[Any] = [_Failure(BatcherClosed("request abandoned"))] * len(batch)
-            else:
-                try:
-                    outcomes = self._outcomes(batch, live, future.result())
-                except Exception as exc:  # a model failure: isolate it (more model calls: in a task), the loop goes on
-                    task = asyncio.get_running_loop().create_task(self._isolate_batch(batch, live, lane, started, exc), name=f"batch-{self.name}")
-                    lane.in_flight.add(task)
-                    task.add_done_callback(functools.partial(self._batch_done, lane=lane))
-                    return
-            self._finish_batch(batch, lane, started, outcomes)
-        finally:
-            self._wakeup.set()  # the pipeline has room again
+            outcomes = self._outcomes(batch, live, future.result())
+        except Exception as exc:  # a model failure: isolate it (more model calls: in a task), the loop goes on
+            task = asyncio.get_running_loop().create_task(self._isolate_batch(batch, live, lane, started, exc), name=f"batch-{self.name}")
+            lane.in_flight.add(task)
+            task.add_done_callback(functools.partial(self._batch_done, lane=lane))
+            return
+        self._finish_batch(batch, lane, started, outcomes)
 
     async def _isolate_batch(self, batch: Batch, live: list[WorkItem[P]], lane: Lane[P, R], started: float, error: Exception) -> None:
         self._finish_batch(batch, lane, started, await self._isolate(batch, live, lane, error))
@@ -455,7 +450,7 @@ class MicroBatcher(Generic[P, R]):
         self._in_flight_cost -= tokens
         finished = self._clock()
         failed = any(isinstance(o, _Failure) for o in outcomes)
-        self._record(batch, counts, tokens, finished - started, failed=failed)
+        self._record(batch, finished - started, failed=failed)
         if not failed:
             # Its service time: from when the model could start on it (the previous batch back) to done.
             self.speed.observe(tokens, finished - max(started, lane.last_finished))
@@ -522,9 +517,9 @@ class MicroBatcher(Generic[P, R]):
         by_item: dict[int, Any] = {id(item): result for item, result in zip(live, results)}
         return [by_item.get(id(item), _Failure(BatcherClosed("request abandoned"))) for item in items]
 
-    def _record(self, batch: Batch, counts: dict[Ticket[Any], int], tokens: int, duration: float, failed: bool) -> None:
-        padded = len(batch) * max(item.cost for item in batch)
-        for ticket, count in counts.items():
+    def _record(self, batch: Batch, duration: float, failed: bool) -> None:
+        tokens, padded = batch.tokens, len(batch) * max(item.cost for item in batch)
+        for ticket, count in batch.counts.items():
             self.stats.served_pairs[ticket.claim.group] += count
         self.stats.batches += 1
         self.stats.batched_items += len(batch)

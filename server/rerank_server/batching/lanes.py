@@ -115,7 +115,6 @@ def _deliver(job: _Job, value: Any, error: BaseException | None) -> None:
 
 
 def _settle(done: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    # Unless the batch's task was cancelled meanwhile.
     if error is not None:
         set_exception_if_pending(done, error)
     else:

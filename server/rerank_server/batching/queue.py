@@ -117,8 +117,9 @@ class WorkQueue:
         self._tenant_items[claim.tenant] = self._tenant_items.get(claim.tenant, 0) + sign * count
         self._group_cost[claim.group] = self._group_cost.get(claim.group, 0) + sign * cost
 
-    def put(self, items: Sequence[WorkItem[Any]]) -> None:
-        """Queue all of ``items`` (of one ticket) or, raising :class:`QueueFull`, none of them."""
+    def put(self, items: Sequence[WorkItem[Any]], cost: int | None = None) -> None:
+        """Queue all of ``items`` (of one ticket) or, raising :class:`QueueFull`, none of them; ``cost``:
+        their costs summed, when the caller has it already."""
         if not items:
             return
         ticket = items[0].ticket
@@ -130,7 +131,7 @@ class WorkQueue:
             costs.insert(position, item.cost)
             by_cost.insert(position, item)
         self._by_arrival.extend(items)
-        self._count(ticket.claim, len(items), sum(item.cost for item in items))
+        self._count(ticket.claim, len(items), sum(item.cost for item in items) if cost is None else cost)
         self._tickets[ticket] = list(items)
         self._left[ticket] = len(items)
 
