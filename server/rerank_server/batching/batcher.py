@@ -418,7 +418,8 @@ class MicroBatcher(Generic[P, R]):
         if not live:
             self._finish_batch(batch, lane, started, [_Failure(BatcherClosed("request abandoned"))] * len(batch))
             return
-        future = lane.submit([item.payload for item in live])
+        # Alone: the queue cannot fill the next batch, which (partial) waits for this one to return anyway.
+        future = lane.submit([item.payload for item in live], alone=not self._queue.full_batch_ready(self.policy))
         lane.in_flight.add(future)
         future.add_done_callback(functools.partial(self._batch_returned, batch, live, lane, started))
 

@@ -323,20 +323,24 @@ class StagedModel:
     def __init__(self, bad: object = None) -> None:
         self.collated: list[list[Any]] = []
         self.forwarded: list[list[Any]] = []
+        self.threads: list[tuple[str, Any, str]] = []  # (stage, the batch's first payload, the thread it ran on)
         self.gate = threading.Event()
         self.bad = bad  # a payload whose batch fails in fetch, as an asynchronous device error would
 
     def collate(self, payloads: list[Any]) -> list[Any]:
+        self.threads.append(("collate", payloads[0], threading.current_thread().name))
         self.collated.append(list(payloads))
         return list(payloads)
 
     def forward(self, inputs: list[Any]) -> list[Any]:
+        self.threads.append(("forward", inputs[0], threading.current_thread().name))
         self.forwarded.append(inputs)
         if not self.gate.wait(timeout=30):
             raise TimeoutError("test gate never opened")
         return [p * 10 for p in inputs]
 
     def fetch(self, output: list[Any]) -> list[Any]:
+        self.threads.append(("fetch", output[0] // 10, threading.current_thread().name))
         if self.bad is not None and self.bad * 10 in output:
             raise ValueError("bad payload")
         return output
@@ -355,6 +359,26 @@ async def test_next_batch_is_collated_while_the_model_runs_and_depth_bounds_the_
     results = await asyncio.gather(*tasks)
     assert [r.results for r in results] == [[10 * i] for i in range(6)]
     assert len(model.collated) == 3
+    await batcher.aclose()
+
+
+async def test_a_batch_that_finds_the_device_idle_runs_its_stages_on_one_thread() -> None:
+    model = StagedModel()
+    batcher = make(model, max_batch_size=1, max_wait_s=HOUR, pipeline_depth=2)
+    first = asyncio.create_task(batcher.submit([1], [1]))
+    await wait_until(lambda: len(model.forwarded) == 1)  # held in forward, on the first stage's thread
+    second = asyncio.create_task(batcher.submit([2], [1]))  # a full batch: cut while the first runs
+    await wait_until(lambda: batcher.queued == 0 and batcher.lane_batches == [2])
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(model.collated) == 1  # it waits behind the first, which holds the first stage's thread
+    model.gate.set()
+    assert [r.results for r in await asyncio.gather(first, second)] == [[10], [20]]
+    ran = {(stage, payload): thread.split("-")[0] for stage, payload, thread in model.threads}
+    # Nothing ahead of the first: no overlap to gain, so no hand-offs between threads.
+    assert [ran[stage, 1] for stage in ("collate", "forward", "fetch")] == ["collate"] * 3
+    # The second was submitted while the first ran: each stage on its own thread, so that it can overlap.
+    assert [ran[stage, 2] for stage in ("collate", "forward", "fetch")] == ["collate", "forward", "fetch"]
     await batcher.aclose()
 
 
