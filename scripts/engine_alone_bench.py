@@ -16,34 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing as mp
 import os
 import random
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from rerank_server.batching import Claim
+from rerank_server.bench.hostpath import cpu_by_role
 from rerank_server.cli import config_from_args
 from rerank_server.engine.link import EngineLink, RemoteBatcher
 from rerank_server.models.encoding import Encoded
 from rerank_server.processes.engine import engine_main
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_by_thread(pid: int) -> dict[str, float]:
-    """CPU seconds so far of ``pid``'s threads: its event loop, its batch stages and the rest."""
-    seconds: dict[str, float] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        role = "loop" if int(tid) == pid else "stages" if name.startswith(("collate", "forward", "fetch")) else "other"
-        seconds[role] = seconds.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
-    return seconds
 
 
 def _hog(seconds: float) -> None:
@@ -69,7 +56,7 @@ async def drive(path: str, connections: int, callers: int, seconds: float, token
     async def caller(index: int) -> None:
         nonlocal pairs
         batcher = batchers[index % connections]
-        for turn in range(index, 1 << 62):
+        for turn in itertools.count(index):
             items = requests[turn % len(requests)]
             async with tokenizers:
                 await asyncio.sleep(tokenize_s)
@@ -80,13 +67,14 @@ async def drive(path: str, connections: int, callers: int, seconds: float, token
 
     tasks = [asyncio.create_task(caller(i)) for i in range(callers)]
     await asyncio.sleep(2.0)  # warm-up
-    before, pairs_before, start = cpu_by_thread(engine), pairs, time.monotonic()
+    before, pairs_before, start = cpu_by_role(engine), pairs, time.monotonic()
     await asyncio.sleep(seconds)
-    after, scored, wall = cpu_by_thread(engine), pairs - pairs_before, time.monotonic() - start
+    after, scored, wall = cpu_by_role(engine), pairs - pairs_before, time.monotonic() - start
     for task in tasks:
         task.cancel()
     per_pair = {role: (after[role] - before.get(role, 0.0)) / scored * 1e6 for role in after}
-    shown = "  ".join(f"{role} {us:.1f}" for role, us in sorted(per_pair.items()))
+    # The engine is the only process measured, so cpu_by_role calls its event loop the one-process main thread.
+    shown = ", ".join(f"{role.replace('main thread (front end and engine in one)', 'event loop')} {us:.1f}" for role, us in sorted(per_pair.items()) if us)
     print(f"{scored / wall:.0f} pairs/s; engine process CPU a pair {sum(per_pair.values()):.1f} us ({shown})", flush=True)
 
 
