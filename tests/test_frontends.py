@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 
 from rerank_client import AsyncRerankClient, RerankClient, RerankError
-from rerank_server.bench.hostpath import server_processes
+from rerank_server.bench.cpu import server_processes
 from rerank_server.models.calibration import fingerprint
 from tests.processes import DOCS, ServerProcess, keep_calling
 

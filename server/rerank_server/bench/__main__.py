@@ -370,19 +370,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _host_path(args: argparse.Namespace, model_dir: Path, step: Callable[[str], Callable[[], None]]) -> tuple[list[Row], dict[str, Any]]:
-    """Rows 10-12 on simulated devices: 64 callers x 20 documents, as issue 18 measures the host path."""
+    """Rows 10-12 on simulated devices: 64 callers x 20 documents, as issue 18 measures the host path (10b:
+    the engine process alone, fed the same pairs pre-tokenized)."""
     specs = requests(max(args.requests, 16), (20, 20), seed=args.seed)
-    mean_tokens = _mean_pair_tokens(model_dir, specs)
-    return host_path(model_dir, specs, 1.0 if args.smoke else args.duration, mean_tokens, step, smoke=args.smoke)
+    items = _encoded_pairs(model_dir, specs)
+    by_request = [items[at : at + 20] for at in range(0, len(items), 20)]  # the engine-alone row's requests, pre-tokenized
+    mean_tokens = sum(item.cost for item in items) / len(items)
+    return host_path(model_dir, specs, by_request, 1.0 if args.smoke else args.duration, mean_tokens, step, smoke=args.smoke)
 
 
-def _mean_pair_tokens(model_dir: Path, specs: Sequence[Any]) -> float:
-    """Tokens a pair of ``specs`` costs the model (after truncation), on average."""
+def _encoded_pairs(model_dir: Path, specs: Sequence[Any]) -> list[Any]:
+    """Every pair of ``specs`` as the model reads it (tokenized, truncated), request by request."""
     from ..models import load_scorer, parse_model_arg
     from .measure import encode_pairs
 
     scorer = load_scorer(parse_model_arg(f"bench={model_dir}"), device="sim:null")
-    items = encode_pairs(scorer, pairs_of(list(specs)))
+    return encode_pairs(scorer, pairs_of(list(specs)))
+
+
+def _mean_pair_tokens(model_dir: Path, specs: Sequence[Any]) -> float:
+    """Tokens a pair of ``specs`` costs the model (after truncation), on average."""
+    items = _encoded_pairs(model_dir, specs)
     return sum(item.cost for item in items) / len(items)
 
 
@@ -400,7 +408,7 @@ def _bench_model(args: argparse.Namespace) -> Path:
 
 
 def run_host_path(args: argparse.Namespace) -> dict[str, Any]:
-    """Only rows 10-12 (``--host-path``): no forward runs, so any machine measures its host path."""
+    """Only rows 10-12 and 10b (``--host-path``): no forward runs, so any machine measures its host path."""
     step = _progress(quiet=args.smoke)
     model_dir = _bench_model(args)
     rows, figures = _host_path(args, model_dir, step)
@@ -464,7 +472,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--host-path",
         action="store_true",
         help="only rows 10-12: the host path on simulated devices (front ends 1 vs 2 vs N on sim:null with CPU a pair by "
-        "process and thread, a simulated H200, a 250,000 tokens/s device); no model runs, so it measures any machine",
+        "process and thread, the engine process alone with pre-tokenized callers, a simulated H200, a 250,000 tokens/s "
+        "device); no model runs, so it measures any machine",
     )
     parser.add_argument(
         "--decoder",

@@ -12,75 +12,21 @@ from __future__ import annotations
 import os
 import re
 import urllib.request
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..engine.settings import BatchingConfig
+from ..models.encoding import Encoded
 from ..models.simulated import parse_profile
 from ..process import ServerProcess
+from .cpu import cpu_by_role
+from .engine_alone import run_engine_alone
 from .measure import drive_closed, free_port, server_env
 from .table import Row
 from rerank_client.loadtest.workload import RequestSpec
 
-_TICK = os.sysconf("SC_CLK_TCK")
 _CALLERS = 64
-
-
-def server_processes(root: int) -> dict[str, int]:
-    """The processes a ``rerank-server`` started (``rerank-engine``, ``rerank-frontend-N``) by the name
-    they show in ``ps``; multiprocessing's resource tracker is left out."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                title = _title(int(entry))
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == root and title.startswith("rerank-"):
-                found[title] = int(entry)
-    return found
-
-
-def _title(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-
-
-def _role(title: str, main: bool, thread: str, alone: bool) -> str:
-    if thread.startswith("tokenize"):
-        return "tokenizer threads"
-    if thread.startswith(("collate-", "forward-", "fetch-")):
-        return "collate + forward + fetch threads"
-    if not main:
-        return "other threads (gRPC core, HTTP, metrics)"
-    if alone:
-        return "main thread (front end and engine in one)"
-    if title.startswith("rerank-frontend"):
-        return "front-end event loops"
-    if title == "rerank-engine":
-        return "engine event loop"
-    return "supervisor"
-
-
-def cpu_by_role(root: int) -> dict[str, float]:
-    """CPU seconds so far of the server rooted at ``root``, by role: its processes' main threads (event
-    loops), tokenizer threads, batch stages and the rest (threads named by ``batching.threads``)."""
-    processes = [root, *server_processes(root).values()]
-    alone = len(processes) == 1
-    seconds: defaultdict[str, float] = defaultdict(float)
-    for pid in processes:
-        title = _title(pid)
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            except OSError:
-                continue
-            thread = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
-            seconds[_role(title, int(tid) == pid, thread, alone)] += (int(fields[11]) + int(fields[12])) / _TICK
-    return dict(seconds)
 
 
 def _padded_tokens(metrics_port: int) -> float:
@@ -121,11 +67,18 @@ def simulated_ceiling(device: str, mean_tokens: float) -> float:
 
 
 def host_path(
-    model_dir: Path, specs: Sequence[RequestSpec], duration: float, mean_tokens: float, step: Any, smoke: bool = False
+    model_dir: Path,
+    specs: Sequence[RequestSpec],
+    encoded: Sequence[Sequence[Encoded]],
+    duration: float,
+    mean_tokens: float,
+    step: Any,
+    smoke: bool = False,
 ) -> tuple[list[Row], dict[str, Any]]:
-    """Rows 10-12: front ends on the null device, a simulated H200, and a 250,000-token/s device. A
-    ``smoke`` run starts the H200 row's server as one process (it checks the row runs, and a server of
-    several processes takes twice as long to start; row 10 runs one already)."""
+    """Rows 10-12: front ends on the null device, the engine process alone (10b: fed ``encoded``, the
+    requests of ``specs`` pre-tokenized), a simulated H200, and a 250,000-token/s device. A ``smoke`` run
+    starts the H200 row's server as one process (it checks the row runs, and a server of several
+    processes takes twice as long to start; row 10 runs one already)."""
     cores = os.cpu_count() or 1
     counts = sorted({1, 2, max(2, min(8, cores // 2))})
     figures: dict[str, Any] = {}
@@ -139,11 +92,17 @@ def host_path(
         for n in counts
         if n > 1
     ]
+    ceiling = simulated_ceiling("sim:h200-minilm", mean_tokens)
+    done = step("the engine process alone (sim:null, pre-tokenized callers, unpaced)")
+    alone = figures["engine alone"] = run_engine_alone(model_dir, encoded, duration, callers=_CALLERS, warmup_s=0.5 if smoke else 2.0)
+    done()
+    # What the host path can hand one device once front ends tokenize fast enough (a GPU host's cores):
+    # here the callers share the engine's cores, so the goal is a GPU host's, as row 11's.
+    rows.append(Row("10b. engine process alone (sim:null, unpaced): pairs/s it takes vs the simulated H200's ceiling", alone["label"], "sim:h200-minilm, device alone", "pairs/s", alone["pairs_per_s"], ceiling, 1.0 if cores >= 8 else None))
     frontends = 1 if smoke else 2 if cores <= 4 else counts[-1]
     done = step("simulated H200 (sim:h200-minilm)")
     h200 = figures["h200-minilm"] = run_simulated(model_dir, "sim:h200-minilm", frontends, specs, duration, mean_tokens)
     done()
-    ceiling = simulated_ceiling("sim:h200-minilm", mean_tokens)
     # The goal is a GPU host's (16 cores and up); a small CPU's cores tokenize less than an H200 scores.
     rows.append(Row("11. simulated H200: server vs the simulated device's ceiling", h200["label"], "sim:h200-minilm, device alone", "pairs/s", h200["pairs_per_s"], ceiling, 0.5 if cores >= 8 else None))
     done = step("a 250,000 tokens/s device (sim:20,4000), defaults")

@@ -59,7 +59,7 @@ def test_smoke_run_writes_every_comparison() -> None:
     assert "measures nothing" in stderr and "| comparison |" not in stdout and "not met" not in stdout
     results = json.loads((run.out / "results.json").read_text())
     comparisons = {row["comparison"].split(".")[0] for row in results["rows"]}
-    assert {"0a", "0b", "1", "1c", "2", "3", "4", "6", "8", "9a", "9b", "9c", "9d", "10", "11", "12", "13a", "13b", "13c", "13d", "14a", "14b"} <= comparisons
+    assert {"0a", "0b", "1", "1c", "2", "3", "4", "6", "8", "9a", "9b", "9c", "9d", "10", "10b", "11", "12", "13a", "13b", "13c", "13d", "14a", "14b"} <= comparisons
     for row in results["rows"]:
         assert row["value"] > 0 and row["baseline_value"] > 0
     assert set(results["inprocess_batch_sweep_pairs_per_s"]) == {"8", "16", "32", "64"}
