@@ -374,9 +374,8 @@ def _host_path(args: argparse.Namespace, model_dir: Path, step: Callable[[str], 
     the engine process alone, fed the same pairs pre-tokenized)."""
     specs = requests(max(args.requests, 16), (20, 20), seed=args.seed)
     items = _encoded_pairs(model_dir, specs)
-    by_request = [items[at : at + 20] for at in range(0, len(items), 20)]  # the engine-alone row's requests, pre-tokenized
-    mean_tokens = sum(item.cost for item in items) / len(items)
-    return host_path(model_dir, specs, by_request, 1.0 if args.smoke else args.duration, mean_tokens, step, smoke=args.smoke)
+    by_request = [items[at : at + 20] for at in range(0, len(items), 20)]  # the specs' requests, pre-tokenized
+    return host_path(model_dir, specs, by_request, 1.0 if args.smoke else args.duration, step, smoke=args.smoke)
 
 
 def _encoded_pairs(model_dir: Path, specs: Sequence[Any]) -> list[Any]:

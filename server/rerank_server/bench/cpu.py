@@ -41,12 +41,12 @@ def _role(title: str, main: bool, thread: str, alone: bool) -> str:
         return "collate + forward + fetch threads"
     if not main:
         return "other threads (gRPC core, HTTP, metrics)"
+    if title == "rerank-engine":  # with its front ends or measured alone
+        return "engine event loop"
     if alone:
         return "main thread (front end and engine in one)"
     if title.startswith("rerank-frontend"):
         return "front-end event loops"
-    if title == "rerank-engine":
-        return "engine event loop"
     return "supervisor"
 
 

@@ -29,10 +29,6 @@ from ..batching import Claim
 from ..models.encoding import Encoded
 from .cpu import cpu_by_role
 
-# cpu_by_role names the event loop of a lone process as a one-process server's main thread.
-_LOOP = {"main thread (front end and engine in one)": "engine event loop"}
-
-
 def _hog(seconds: float) -> None:
     """Sweep a 64 MB array until ``seconds`` have passed: what tokenizer threads do to a neighbour's caches."""
     array = np.random.rand(8_000_000)
@@ -87,7 +83,7 @@ async def _drive(path: str, requests: Sequence[Sequence[Encoded]], connections: 
         for link in links:
             link.close()
     scored = max(scored, 1)
-    per_pair = {_LOOP.get(role, role): round((after[role] - before.get(role, 0.0)) / scored * 1e6, 1) for role in after}
+    per_pair = {role: round((after[role] - before.get(role, 0.0)) / scored * 1e6, 1) for role in after}
     return {"pairs_per_s": round(scored / wall, 1), "cpu_us_per_pair": per_pair, "cpu_us_per_pair_total": round(sum(per_pair.values()), 1)}
 
 

@@ -71,7 +71,6 @@ def host_path(
     specs: Sequence[RequestSpec],
     encoded: Sequence[Sequence[Encoded]],
     duration: float,
-    mean_tokens: float,
     step: Any,
     smoke: bool = False,
 ) -> tuple[list[Row], dict[str, Any]]:
@@ -79,6 +78,8 @@ def host_path(
     requests of ``specs`` pre-tokenized), a simulated H200, and a 250,000-token/s device. A ``smoke`` run
     starts the H200 row's server as one process (it checks the row runs, and a server of several
     processes takes twice as long to start; row 10 runs one already)."""
+    pairs = [item for request in encoded for item in request]
+    mean_tokens = sum(item.cost for item in pairs) / len(pairs)  # a pair's tokens, after truncation
     cores = os.cpu_count() or 1
     counts = sorted({1, 2, max(2, min(8, cores // 2))})
     figures: dict[str, Any] = {}
